@@ -1,0 +1,241 @@
+// Configuration: defaults < config file < environment (CLAWLOOP_*) < command-line flags.
+// Every leaf has a default (null where unset), so the environment names can be derived from it:
+// `train.batchSize` is CLAWLOOP_TRAIN_BATCH_SIZE, `sidecar.port` is CLAWLOOP_SIDECAR_PORT.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+
+const upstreamKind = z.enum(["auto", "vllm", "sglang", "llamacpp", "ollama", "openai", "clawloop"]);
+const trainMode = z.enum(["rl", "opd", "combined"]);
+const loraTarget = z.enum(["q", "k", "v", "o", "gate", "up", "down"]);
+
+const sideRule = z.object({
+  /** Regex on the request's `model`. */
+  model: z.string().nullable().default(null),
+  /** Regex on the first system message. */
+  systemPrompt: z.string().nullable().default(null),
+  /** `name: regex` on a request header. */
+  header: z.string().nullable().default(null),
+});
+
+export const configSchema = z.object({
+  /** Where the store, adapters, logs and token live. */
+  dataDir: z.string().default(() => process.env.CLAWLOOP_HOME || path.join(os.homedir(), ".clawloop")),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
+
+  sidecar: z
+    .object({
+      host: z.string().default("127.0.0.1"),
+      port: z.coerce.number().int().min(0).max(65535).default(11435),
+      /** Base URL of the model server, e.g. http://127.0.0.1:8000 (with or without /v1). */
+      upstream: z.string().nullable().default(null),
+      upstreamKind: upstreamKind.default("auto"),
+      /** Key for the sidecar's own calls to the upstream (adapter loading, judging); never stored. */
+      upstreamApiKey: z.string().nullable().default(null),
+      /** Ask the upstream for token ids and log-probs, and hide them from clients that did not ask. */
+      captureLogprobs: z.boolean().default(true),
+      /** Mask strings that look like API keys or tokens in recorded text. */
+      maskSecrets: z.boolean().default(true),
+      /** Extra regexes (source strings) whose matches are masked. */
+      secretPatterns: z.array(z.string()).default([]),
+      /** Request bodies larger than this are forwarded but not recorded. */
+      maxRecordBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
+      /** Time to wait for the upstream's response headers. */
+      upstreamTimeoutMs: z.coerce.number().int().positive().default(600_000),
+      /** Place untagged traffic into sessions by matching conversation prefixes. */
+      inferSessions: z.boolean().default(true),
+      /** Rules that mark untagged requests as housekeeping (`side`). */
+      sideRules: z.array(sideRule).default([]),
+    })
+    .prefault({}),
+
+  judge: z
+    .object({
+      method: z.enum(["rules", "prm", "logprob"]).default("prm"),
+      /** Run the rules first; a rule verdict skips the model. */
+      rulesFirst: z.boolean().default(true),
+      /** OpenAI-compatible endpoint of the judge; null: the sidecar's upstream. */
+      endpoint: z.string().nullable().default(null),
+      /** Judge model; null: the served base model (no adapter). */
+      model: z.string().nullable().default(null),
+      apiKey: z.string().nullable().default(null),
+      votes: z.coerce.number().int().min(1).default(3),
+      temperature: z.coerce.number().min(0).default(0.6),
+      maxTokens: z.coerce.number().int().positive().default(512),
+      concurrency: z.coerce.number().int().min(1).default(2),
+      timeoutMs: z.coerce.number().int().positive().default(120_000),
+      retries: z.coerce.number().int().min(0).default(3),
+      /** A main turn whose session ended with no next state: leave it unscored or judge it from the end. */
+      sessionEnd: z.enum(["skip", "judge"]).default("skip"),
+      /** Extra regexes (case-insensitive) for the rules. */
+      patterns: z
+        .object({
+          correction: z.array(z.string()).default([]),
+          reask: z.array(z.string()).default([]),
+          thanks: z.array(z.string()).default([]),
+        })
+        .prefault({}),
+      pollMs: z.coerce.number().int().positive().default(1000),
+    })
+    .prefault({}),
+
+  train: z
+    .object({
+      mode: trainMode.default("combined"),
+      /** Base model: a GGUF file or a Hugging Face model folder. */
+      model: z.string().nullable().default(null),
+      /** Step when this many samples are ready… */
+      batchSize: z.coerce.number().int().min(1).default(4),
+      /** …or this many seconds have passed with at least one. */
+      maxWaitSec: z.coerce.number().min(0).default(60),
+      lr: z.coerce.number().positive().default(5e-5),
+      weightDecay: z.coerce.number().min(0).default(0),
+      maxGradNorm: z.coerce.number().positive().default(1),
+      rank: z.coerce.number().int().min(1).default(16),
+      alpha: z.coerce.number().positive().default(32),
+      targets: z.array(loraTarget).default(["q", "k", "v", "o", "gate", "up", "down"]),
+      epsLow: z.coerce.number().min(0).default(0.2),
+      epsHigh: z.coerce.number().min(0).default(0.28),
+      /** Clip c of the distillation gap: A = clip(log π_teacher − log π_old, −c, c). */
+      gapClip: z.coerce.number().positive().default(2),
+      wRl: z.coerce.number().min(0).default(1),
+      wOpd: z.coerce.number().min(0).default(1),
+      /** Coefficient of the KL penalty toward the base model; 0 turns it off. */
+      klCoef: z.coerce.number().min(0).default(0),
+      teacher: z.enum(["policy", "base"]).default("policy"),
+      /** Longest prompt + response trained on; longer samples are cut from the left of the prompt. */
+      maxTokens: z.coerce.number().int().positive().default(2048),
+      /** How often each sample is used. */
+      epochs: z.coerce.number().int().min(1).default(1),
+      executionProvider: z.enum(["cpu", "cuda", "webgpu", "dml"]).default("cpu"),
+      seed: z.coerce.number().int().default(0),
+    })
+    .prefault({}),
+
+  adapters: z
+    .object({
+      /** Where versions are written; null: <dataDir>/adapters. */
+      dir: z.string().nullable().default(null),
+      /** Check each new version with a probe request before it goes live. */
+      probe: z.boolean().default(true),
+      /** Loaded versions kept in the server besides the live one (for rollback). */
+      keepLoaded: z.coerce.number().int().min(0).default(1),
+    })
+    .prefault({}),
+
+  serve: z
+    .object({
+      /** GGUF model of the embedded engine. */
+      model: z.string().nullable().default(null),
+      host: z.string().default("127.0.0.1"),
+      port: z.coerce.number().int().min(0).max(65535).default(11436),
+      contextSize: z.coerce.number().int().positive().default(4096),
+      /** Concurrent sequences per context. */
+      parallel: z.coerce.number().int().min(1).default(4),
+      threads: z.coerce.number().int().min(0).default(0),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type ConfigOverrides = DeepPartial<Config>;
+
+export interface LoadConfigOptions {
+  /** An explicit config file; otherwise `<dataDir>/config.json` when it exists. */
+  file?: string | null;
+  /** Values from command-line flags (already nested, e.g. `{sidecar: {port: 9000}}`). */
+  flags?: ConfigOverrides;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function envName(pathParts: string[]): string {
+  return "CLAWLOOP_" + pathParts.map((p) => p.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join("_");
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/** Env values are JSON where they parse as JSON (numbers, booleans, arrays), else plain strings. */
+function parseEnvValue(raw: string): Json {
+  try {
+    return JSON.parse(raw) as Json;
+  } catch {
+    return raw;
+  }
+}
+
+function fromEnv(defaults: Record<string, unknown>, env: NodeJS.ProcessEnv, prefix: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(defaults)) {
+    const parts = [...prefix, k];
+    if (isPlainObject(v)) {
+      const nested = fromEnv(v, env, parts);
+      if (Object.keys(nested).length) out[k] = nested;
+      continue;
+    }
+    const raw = env[envName(parts)];
+    if (raw !== undefined) out[k] = typeof v === "string" || v === null ? coerceString(raw) : parseEnvValue(raw);
+  }
+  return out;
+}
+
+function coerceString(raw: string): Json {
+  return raw === "null" ? null : raw;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const defaults = configSchema.parse({}) as unknown as Record<string, unknown>;
+  const envValues = fromEnv(defaults, env);
+  if (env.CLAWLOOP_HOME && !env[envName(["dataDir"])]) envValues.dataDir = env.CLAWLOOP_HOME;
+  const flags = (opts.flags ?? {}) as Record<string, unknown>;
+  const dataDir = String(flags.dataDir ?? envValues.dataDir ?? defaults.dataDir);
+  const file = opts.file ?? path.join(dataDir, "config.json");
+  let fileValues: Record<string, unknown> = {};
+  if (fs.existsSync(file)) {
+    try {
+      fileValues = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else if (opts.file) {
+    throw new ConfigError(`config file ${opts.file} does not exist`);
+  }
+  const merged = deepMerge(deepMerge(fileValues, envValues), flags);
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+/** Writes `values` into `<dataDir>/config.json`, merged with what is there (used by installers). */
+export function updateConfigFile(dataDir: string, values: ConfigOverrides): string {
+  const file = path.join(dataDir, "config.json");
+  const current = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
+  const next = deepMerge(current, values as Record<string, unknown>);
+  configSchema.parse(next);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(next, null, 2) + "\n");
+  fs.renameSync(tmp, file);
+  return file;
+}

@@ -1,0 +1,8 @@
+// core: the shared language of clawloop. Other folders import only this file.
+export * from "./types.js";
+export * from "./config.js";
+export * from "./events.js";
+export * from "./paths.js";
+export * from "./log.js";
+export * from "./store/index.js";
+export * from "./openai.js";

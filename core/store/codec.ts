@@ -1,0 +1,203 @@
+// Maps the shared types onto LanceDB columns. Scalars that loops filter on are real columns;
+// nested documents (requests, responses) are JSON text; numeric sequences are Arrow lists.
+import {
+  Bool,
+  Field,
+  Float64,
+  Int32,
+  List,
+  Schema,
+  Utf8,
+  type DataType,
+} from "apache-arrow";
+import type { TableName, Tables } from "../types.js";
+
+type ColumnType = "string" | "int" | "float" | "bool" | "json" | "int[]" | "float[]";
+
+interface ColumnSpec {
+  type: ColumnType;
+  nullable: boolean;
+}
+
+const req = (type: ColumnType): ColumnSpec => ({ type, nullable: false });
+const opt = (type: ColumnType): ColumnSpec => ({ type, nullable: true });
+
+/** Column layout per table, keyed by the type's (camelCase) field name. */
+export const TABLE_COLUMNS: { [T in TableName]: { [K in keyof Tables[T]]-?: ColumnSpec } } = {
+  turns: {
+    id: req("string"),
+    sessionId: req("string"),
+    runId: opt("string"),
+    callId: opt("string"),
+    turnType: req("string"),
+    seq: req("int"),
+    endpoint: req("string"),
+    model: req("string"),
+    adapter: opt("string"),
+    request: req("json"),
+    response: opt("json"),
+    promptTokenIds: opt("int[]"),
+    completionTokenIds: opt("int[]"),
+    completionLogprobs: opt("float[]"),
+    usage: opt("json"),
+    startedAt: req("string"),
+    ttfbMs: opt("float"),
+    totalMs: req("float"),
+    upstreamStatus: opt("int"),
+    status: req("string"),
+    error: opt("string"),
+    traceparent: opt("string"),
+    placement: req("string"),
+    parentTurnId: opt("string"),
+  },
+  next_states: {
+    id: req("string"),
+    kind: req("string"),
+    sessionId: req("string"),
+    forRunId: opt("string"),
+    forCallId: opt("string"),
+    turnId: opt("string"),
+    text: opt("string"),
+    score: opt("float"),
+    toolName: opt("string"),
+    toolCallId: opt("string"),
+    exitCode: opt("int"),
+    at: req("string"),
+    receivedAt: req("string"),
+    source: req("string"),
+  },
+  judgments: {
+    id: req("string"),
+    turnId: req("string"),
+    sessionId: req("string"),
+    score: req("int"),
+    method: req("string"),
+    votes: req("json"),
+    raw: req("json"),
+    hint: opt("string"),
+    nextStateIds: req("json"),
+    judgeModel: opt("string"),
+    costTokens: req("int"),
+    costMs: req("float"),
+    createdAt: req("string"),
+  },
+  adapters: {
+    id: req("string"),
+    version: req("int"),
+    dir: req("string"),
+    manifest: req("json"),
+    status: req("string"),
+    statusReason: opt("string"),
+    pinned: req("bool"),
+    loadedAt: opt("string"),
+    liveAt: opt("string"),
+    retiredAt: opt("string"),
+  },
+  train_steps: {
+    id: req("string"),
+    step: req("int"),
+    version: req("string"),
+    mode: req("string"),
+    loss: req("float"),
+    lossRl: req("float"),
+    lossOpd: req("float"),
+    klToBase: opt("float"),
+    meanReward: req("float"),
+    meanAbsAdvantage: req("float"),
+    gradNorm: req("float"),
+    tokens: req("int"),
+    samples: req("int"),
+    sampleIds: req("json"),
+    lr: req("float"),
+    durationMs: req("float"),
+    createdAt: req("string"),
+  },
+};
+
+export function columnName(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function arrowType(type: ColumnType): DataType {
+  switch (type) {
+    case "string":
+    case "json":
+      return new Utf8();
+    case "int":
+      return new Int32();
+    case "float":
+      return new Float64();
+    case "bool":
+      return new Bool();
+    case "int[]":
+      return new List(new Field("item", new Int32(), true));
+    case "float[]":
+      return new List(new Field("item", new Float64(), true));
+  }
+}
+
+export function arrowSchema(table: TableName): Schema {
+  const cols = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
+  return new Schema(
+    Object.entries(cols).map(([field, spec]) => new Field(columnName(field), arrowType(spec.type), spec.nullable)),
+  );
+}
+
+/** Domain object → LanceDB row. */
+export function encodeRow<T extends TableName>(table: T, value: Tables[T]): Record<string, unknown> {
+  const cols = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
+  const src = value as unknown as Record<string, unknown>;
+  const row: Record<string, unknown> = {};
+  for (const [field, spec] of Object.entries(cols)) {
+    const v = src[field];
+    if (v === undefined || v === null) {
+      if (!spec.nullable) throw new Error(`${table}.${field} is required`);
+      row[columnName(field)] = null;
+      continue;
+    }
+    row[columnName(field)] = spec.type === "json" ? JSON.stringify(v) : v;
+  }
+  return row;
+}
+
+function toPlainArray(v: unknown): number[] {
+  if (Array.isArray(v)) return v as number[];
+  // Arrow list cells arrive as Vectors (iterable, with toArray()).
+  const maybe = v as { toArray?: () => ArrayLike<number> };
+  if (maybe && typeof maybe.toArray === "function") return Array.from(maybe.toArray());
+  return Array.from(v as Iterable<number>);
+}
+
+/** LanceDB row → domain object. */
+export function decodeRow<T extends TableName>(table: T, row: Record<string, unknown>): Tables[T] {
+  const cols = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
+  const out: Record<string, unknown> = {};
+  for (const [field, spec] of Object.entries(cols)) {
+    const v = row[columnName(field)];
+    if (v === undefined || v === null) {
+      out[field] = null;
+      continue;
+    }
+    switch (spec.type) {
+      case "json":
+        out[field] = JSON.parse(v as string);
+        break;
+      case "int[]":
+      case "float[]":
+        out[field] = toPlainArray(v);
+        break;
+      case "int":
+      case "float":
+        out[field] = Number(v);
+        break;
+      default:
+        out[field] = v;
+    }
+  }
+  return out as unknown as Tables[T];
+}
+
+/** Quote a string for a LanceDB (DataFusion SQL) filter. */
+export function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
