@@ -110,6 +110,18 @@ export const configSchema = z.object({
       epochs: z.coerce.number().int().min(1).default(1),
       executionProvider: z.enum(["cpu", "cuda", "webgpu", "dml"]).default("cpu"),
       seed: z.coerce.number().int().default(0),
+      /**
+       * π_old of the PPO ratio: "engine" recomputes it with the current adapter at the start of
+       * each step; "server" uses the log-probs the model server sampled with (where it returned
+       * them). The server's come from another numeric stack (e.g. llama.cpp on Q4 weights vs the
+       * engine's fp32) and often an older adapter, so their ratio is off 1 before any update; the
+       * trainer records that mismatch per step (behaviourMismatch) either way.
+       */
+      oldLogprobs: z.enum(["engine", "server"]).default("engine"),
+      /** Write `adapter.gguf` with each version: "auto" when the base model is a GGUF file (llama.cpp-based servers). */
+      gguf: z.enum(["auto", "always", "never"]).default("auto"),
+      /** How often the continuous loop looks for new judged turns. */
+      pollMs: z.coerce.number().int().positive().default(2000),
     })
     .prefault({}),
 

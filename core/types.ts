@@ -222,6 +222,8 @@ export interface TrainStep {
   sampleIds: string[];
   lr: number;
   durationMs: number;
+  /** Mean |log π_server − log π_engine| over response tokens the server returned log-probs for (null: none did). */
+  behaviourMismatch: number | null;
   createdAt: string;
 }
 

@@ -110,6 +110,7 @@ export const TABLE_COLUMNS: { [T in TableName]: { [K in keyof Tables[T]]-?: Colu
     sampleIds: req("json"),
     lr: req("float"),
     durationMs: req("float"),
+    behaviourMismatch: opt("float"),
     createdAt: req("string"),
   },
 };
