@@ -6,3 +6,4 @@ export * from "./paths.js";
 export * from "./log.js";
 export * from "./store/index.js";
 export * from "./openai.js";
+export * from "./chat-template.js";
