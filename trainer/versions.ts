@@ -1,0 +1,160 @@
+// Adapter versions on disk: `<adapters>/v<NNNNNN>/`, each written under a temporary name and
+// renamed into place, never changed afterwards. The manifests are the single source of truth for
+// which samples have been trained on, so a restart reuses none and skips none.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { AdapterManifest } from "../core/index.js";
+
+const VERSION_DIR = /^v(\d{6})$/;
+const TMP_PREFIX = ".tmp-";
+
+export function versionName(version: number): string {
+  if (!Number.isInteger(version) || version < 1 || version > 999_999) throw new Error(`bad adapter version ${version}`);
+  return `v${String(version).padStart(6, "0")}`;
+}
+
+export interface VersionEntry {
+  version: number;
+  name: string;
+  dir: string;
+  manifest: AdapterManifest;
+}
+
+/** Complete versions in `root`, oldest first. A directory without a readable manifest is not a version. */
+export function listVersions(root: string): VersionEntry[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(root);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const out: VersionEntry[] = [];
+  for (const name of names) {
+    const m = VERSION_DIR.exec(name);
+    if (!m) continue;
+    const dir = path.join(root, name);
+    const manifest = readManifest(dir);
+    if (manifest) out.push({ version: Number(m[1]), name, dir, manifest });
+  }
+  return out.sort((a, b) => a.version - b.version);
+}
+
+export function readManifest(dir: string): AdapterManifest | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8")) as AdapterManifest;
+  } catch {
+    return null;
+  }
+}
+
+/** How many times each sample id appears in the versions' manifests. */
+export function trainedCounts(versions: VersionEntry[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const v of versions) for (const id of v.manifest.sampleIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+/** Leftovers of writes that were interrupted (never visible as versions). */
+export function removeTemporaries(root: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    return [];
+  }
+  const removed = names.filter((n) => n.startsWith(TMP_PREFIX));
+  for (const n of removed) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  return removed;
+}
+
+export function sha256File(file: string): string {
+  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+function fsyncPath(p: string): void {
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(p, "r");
+    fs.fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
+/** Writes `bytes` to `file` through a temporary name, so readers see the old or the new file only. */
+export function writeFileAtomic(file: string, bytes: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, "w");
+  try {
+    fs.writeSync(fd, typeof bytes === "string" ? Buffer.from(bytes) : bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export type ManifestFields = Omit<AdapterManifest, "files" | "createdAt" | "name" | "version">;
+
+/**
+ * Writes a complete adapter directory at `target` atomically: `writeFiles` fills a temporary
+ * sibling directory, every file is hashed into `manifest.json`, everything is synced, and the
+ * directory is renamed into place. `target` must not exist.
+ */
+export async function writeAdapterDir(
+  target: string,
+  identity: { version: number; name: string },
+  fields: ManifestFields,
+  writeFiles: (dir: string) => Promise<void> | void,
+  beforeRename?: () => void,
+): Promise<AdapterManifest> {
+  const parent = path.dirname(target);
+  fs.mkdirSync(parent, { recursive: true });
+  if (fs.existsSync(target)) throw new Error(`${target} already exists; adapter directories are never overwritten`);
+  const tmp = path.join(parent, `${TMP_PREFIX}${path.basename(target)}-${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
+  fs.mkdirSync(tmp);
+  try {
+    await writeFiles(tmp);
+    const files: Record<string, string> = {};
+    for (const name of fs.readdirSync(tmp).sort()) {
+      if (name === "manifest.json") continue;
+      const file = path.join(tmp, name);
+      fsyncPath(file);
+      files[name] = sha256File(file);
+    }
+    const manifest: AdapterManifest = {
+      version: identity.version,
+      name: identity.name,
+      ...fields,
+      createdAt: new Date().toISOString(),
+      files,
+    };
+    writeFileAtomic(path.join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    fsyncPath(tmp);
+    beforeRename?.();
+    fs.renameSync(tmp, target);
+    fsyncPath(parent);
+    return manifest;
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Recomputes every file hash of an adapter directory against its manifest; returns the mismatches. */
+export function verifyAdapterDir(dir: string): string[] {
+  const manifest = readManifest(dir);
+  if (!manifest) return ["manifest.json is missing or unreadable"];
+  const problems: string[] = [];
+  for (const [name, hash] of Object.entries(manifest.files)) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) problems.push(`${name} is missing`);
+    else if (sha256File(file) !== hash) problems.push(`${name} does not match its hash`);
+  }
+  return problems;
+}
