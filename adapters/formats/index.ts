@@ -2,4 +2,5 @@
 export * from "./float16.js";
 export * from "./safetensors.js";
 export * from "./gguf.js";
+export * from "./gguf-names.js";
 export { canDequantize, dequantize, dequantizeInto } from "./gguf-dequant.js";
