@@ -83,13 +83,13 @@ const GGUF_ARCHS: Record<string, Architecture> = { llama: "llama", qwen2: "qwen2
 export function llama3ScalingFromFreqs(factors: Float32Array, ropeTheta: number, headDim: number, originalMax: number): RopeScaling {
   const factor = Math.max(...factors);
   if (factor <= 1) return null;
-  const wavelens = Array.from(factors, (_, i) => (2 * Math.PI) / ropeTheta ** ((2 * i) / headDim));
+  const wavelens = Array.from(factors, (_, i) => 2 * Math.PI * ropeTheta ** ((2 * i) / headDim));
   // Smooth region: 1/r = (1 - s)/factor + s with s = (originalMax/wavelen − low)/(high − low).
   const pts: [number, number][] = [];
   factors.forEach((r, i) => {
     if (r > 1 + 1e-6 && r < factor - 1e-6) pts.push([originalMax / wavelens[i]!, (1 / r - 1 / factor) / (1 - 1 / factor)]);
   });
-  let low: number, high: number;
+  const candidates: [number, number][] = [];
   if (pts.length >= 2) {
     // s is linear in x = originalMax/wavelen: s = (x − low)/(high − low). Least squares.
     const n = pts.length;
@@ -97,23 +97,20 @@ export function llama3ScalingFromFreqs(factors: Float32Array, ropeTheta: number,
     const my = pts.reduce((a, p) => a + p[1], 0) / n;
     const slope = pts.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / pts.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
     const intercept = my - slope * mx;
-    high = (1 - intercept) / slope;
-    low = -intercept / slope;
-  } else {
-    // No interpolated frequencies: the boundary lies between the last 1 and the first `factor`.
-    const firstScaled = factors.findIndex((r) => r >= factor - 1e-6);
-    const lastUnscaled = firstScaled - 1;
-    if (firstScaled <= 0) throw new Error("rope_freqs.weight: cannot recover Llama-3 RoPE scaling");
-    high = originalMax / wavelens[lastUnscaled]!;
-    low = originalMax / wavelens[firstScaled]!;
+    candidates.push([-intercept / slope, (1 - intercept) / slope]);
   }
-  const scaling = { type: "llama3" as const, factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: originalMax };
-  const again = llama3RopeDivisors(scaling, ropeTheta, headDim);
-  for (let i = 0; i < factors.length; i++) {
-    if (Math.abs(again[i]! - factors[i]!) > 1e-3 * factors[i]!)
-      throw new Error(`rope_freqs.weight: divisor ${i} (${factors[i]}) does not follow Llama-3 RoPE scaling`);
+  // Too few interpolated frequencies to solve for both: try Llama-3's published values, then the
+  // boundary between the last unscaled and the first fully scaled frequency.
+  candidates.push([1, 4]);
+  const firstScaled = factors.findIndex((r) => r >= factor - 1e-6);
+  const lastUnscaled = factors.findLastIndex((r) => r <= 1 + 1e-6);
+  if (firstScaled > 0 && lastUnscaled >= 0) candidates.push([originalMax / wavelens[firstScaled]!, originalMax / wavelens[lastUnscaled]!]);
+  for (const [low, high] of candidates) {
+    const scaling = { type: "llama3" as const, factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositionEmbeddings: originalMax };
+    const again = llama3RopeDivisors(scaling, ropeTheta, headDim);
+    if (again.every((v, i) => Math.abs(v - factors[i]!) <= 1e-3 * factors[i]!)) return scaling;
   }
-  return scaling;
+  throw new Error("rope_freqs.weight: the divisors do not follow Llama-3 RoPE scaling");
 }
 
 /** The per-frequency divisors Llama-3 scaling applies (as transformers' `_compute_llama3_parameters`). */
@@ -122,7 +119,7 @@ export function llama3RopeDivisors(s: Extract<RopeScaling, { type: "llama3" }>, 
   const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
   const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
   for (let i = 0; i < out.length; i++) {
-    const wavelen = (2 * Math.PI) / ropeTheta ** ((2 * i) / headDim);
+    const wavelen = 2 * Math.PI * ropeTheta ** ((2 * i) / headDim);
     if (wavelen < highWavelen) out[i] = 1;
     else if (wavelen > lowWavelen) out[i] = s.factor;
     else {
