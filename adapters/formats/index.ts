@@ -4,3 +4,5 @@ export * from "./safetensors.js";
 export * from "./gguf.js";
 export * from "./gguf-names.js";
 export { canDequantize, dequantize, dequantizeInto } from "./gguf-dequant.js";
+export * from "./peft.js";
+export * from "./gguf-lora.js";
