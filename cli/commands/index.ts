@@ -1,6 +1,7 @@
 // Every subcommand, in the order `clawloop --help` lists them.
 import type { Command } from "commander";
+import { register as sidecar } from "./sidecar.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [];
+export const commands: Register[] = [sidecar];

@@ -1,0 +1,33 @@
+// `clawloop sidecar`: the recording proxy in front of a model server.
+import { Command } from "commander";
+import { UPSTREAM_KINDS, type ConfigOverrides } from "../../core/index.js";
+import { startSidecar } from "../../sidecar/index.js";
+import { configFrom, onShutdown, withCommonOptions, type CommonFlags } from "../shared.js";
+
+interface SidecarFlags extends CommonFlags {
+  upstream?: string;
+  port?: string;
+  host?: string;
+  upstreamKind?: string;
+}
+
+export function register(program: Command): void {
+  withCommonOptions(
+    program
+      .command("sidecar")
+      .description("Run the recording proxy in front of your model server (OpenAI-compatible, on /v1).")
+      .option("--upstream <url>", "the model server, e.g. http://127.0.0.1:8000 (with or without /v1)")
+      .option("--port <port>", "port to listen on (default 11435; 0 picks a free one)")
+      .option("--host <host>", "address to listen on (default 127.0.0.1; the control API is then loopback-only)")
+      .option("--upstream-kind <kind>", `auto | ${UPSTREAM_KINDS.join(" | ")} (default: detected from its endpoints)`),
+  ).action(async (flags: SidecarFlags) => {
+    const sidecar: NonNullable<ConfigOverrides["sidecar"]> = {};
+    if (flags.upstream) sidecar.upstream = flags.upstream;
+    if (flags.port !== undefined) sidecar.port = Number(flags.port);
+    if (flags.host) sidecar.host = flags.host;
+    if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind as never;
+    const config = configFrom(flags, { sidecar });
+    const handle = await startSidecar(config);
+    onShutdown(() => handle.close());
+  });
+}

@@ -1,0 +1,251 @@
+// The control API endpoints (DESIGN.md, "The control API"):
+//   POST /clawloop/v1/events      next-state events (JSON array, core/events.ts schema)
+//   POST /clawloop/v1/feedback    explicit /good or /bad on a session's last main-line turn
+//   GET  /clawloop/v1/turns       ?session=ID: that session's turns in order, each with its next
+//                                 states; else recent turns (?limit, ?since, ?full=1)
+//   GET  /clawloop/v1/turns/:id   one turn with its next states
+//   GET  /clawloop/v1/sessions    recent sessions (?limit, ?since)
+//   GET  /clawloop/v1/status      counts, upstream kind and health, store health
+import { z } from "zod";
+import {
+  eventSchema,
+  newId,
+  sqlString,
+  type NextState,
+  type Store,
+  type Turn,
+} from "../core/index.js";
+import type { EventLinker } from "./linker.js";
+import type { SidecarMetrics } from "./metrics.js";
+import type { Proxy } from "./proxy.js";
+import type { Recorder } from "./recorder.js";
+import { HttpError, type ControlRouter } from "./router.js";
+import type { SessionBook } from "./sessions.js";
+import type { Switchboard } from "./switchboard.js";
+import type { Upstream } from "./upstream.js";
+
+export interface ControlDeps {
+  store: Store;
+  linker: EventLinker;
+  book: SessionBook;
+  recorder: Recorder;
+  upstream: Upstream;
+  proxy: Proxy;
+  switchboard: Switchboard;
+  metrics: SidecarMetrics;
+  /** Rows already in the store when the sidecar started. */
+  initialCounts: () => { turns: number; nextStates: number };
+  startedAt: Date;
+  url: () => string;
+  version: string;
+}
+
+const feedbackSchema = z.object({
+  sessionId: z.string().min(1).max(512),
+  score: z.union([z.literal(1), z.literal(-1)]),
+  text: z.string().max(64 * 1024).nullish(),
+  forRunId: z.string().min(1).max(512).nullish(),
+  /** Optional idempotency key; generated when absent. */
+  id: z.string().min(1).max(256).nullish(),
+  at: z.string().nullish(),
+});
+
+const MAX_LIMIT = 1000;
+
+function limitOf(url: URL, dflt = 50): number {
+  const raw = url.searchParams.get("limit");
+  if (raw === null) return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new HttpError(400, "limit must be a positive integer");
+  return Math.min(n, MAX_LIMIT);
+}
+
+function sinceOf(url: URL): string {
+  const raw = url.searchParams.get("since");
+  if (raw === null) return new Date(Date.now() - 24 * 3600_000).toISOString();
+  const d = new Date(raw);
+  if (Number.isNaN(d.getTime())) throw new HttpError(400, "since must be an ISO-8601 time");
+  return d.toISOString();
+}
+
+function summary(t: Turn): Record<string, unknown> {
+  const content = t.response?.content ?? "";
+  return {
+    id: t.id,
+    sessionId: t.sessionId,
+    runId: t.runId,
+    callId: t.callId,
+    turnType: t.turnType,
+    seq: t.seq,
+    endpoint: t.endpoint,
+    model: t.model,
+    adapter: t.adapter,
+    status: t.status,
+    placement: t.placement,
+    startedAt: t.startedAt,
+    ttfbMs: t.ttfbMs,
+    totalMs: t.totalMs,
+    usage: t.usage,
+    finishReason: t.response?.finishReason ?? null,
+    content: content.length > 300 ? `${content.slice(0, 300)}…` : content,
+    toolCalls: t.response?.toolCalls.map((c) => c.function.name) ?? [],
+    hasTokenIds: t.completionTokenIds !== null,
+    error: t.error,
+  };
+}
+
+async function recentTurns(store: Store, since: string, limit: number): Promise<Turn[]> {
+  const rows = await store.list("turns", { sql: `started_at >= ${sqlString(since)}`, orderBy: "startedAt", descending: true });
+  return rows.filter((t) => t.startedAt >= since).slice(0, limit);
+}
+
+export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
+  router.add("POST", "/clawloop/v1/events", async (c) => {
+    const body = await c.json();
+    if (!Array.isArray(body)) throw new HttpError(400, "body must be a JSON array of events");
+    if (body.length > 10_000) throw new HttpError(413, "at most 10000 events per request");
+    const valid: z.infer<typeof eventSchema>[] = [];
+    const invalid: { index: number; id: string | null; error: string }[] = [];
+    body.forEach((raw, index) => {
+      const r = eventSchema.safeParse(raw);
+      if (r.success) valid.push(r.data);
+      else {
+        const id = raw && typeof raw === "object" && typeof (raw as { id?: unknown }).id === "string" ? (raw as { id: string }).id : null;
+        invalid.push({ index, id, error: r.error.issues.map((i) => `${i.path.join(".") || "(event)"}: ${i.message}`).join("; ") });
+      }
+    });
+    if (valid.length === 0 && invalid.length > 0) throw new HttpError(400, "no valid event in the batch", { invalid });
+    const results = await d.linker.ingest(valid, "plugin");
+    for (const r of results) d.metrics.events.inc({ result: r.status });
+    if (invalid.length) d.metrics.events.inc({ result: "invalid" }, invalid.length);
+    return {
+      stored: results.filter((r) => r.status === "stored").length,
+      duplicates: results.filter((r) => r.status === "duplicate").length,
+      invalid,
+      results,
+    };
+  });
+
+  router.add("POST", "/clawloop/v1/feedback", async (c) => {
+    const parsed = feedbackSchema.safeParse(await c.json());
+    if (!parsed.success) {
+      throw new HttpError(400, parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; "));
+    }
+    const f = parsed.data;
+    if (!f.forRunId && !(await d.book.findLastMain(f.sessionId))) {
+      throw new HttpError(404, `session ${f.sessionId} has no main-line turn to give feedback on`);
+    }
+    const now = new Date().toISOString();
+    const ns: NextState = {
+      id: f.id ?? newId("feedback"),
+      kind: "feedback",
+      sessionId: f.sessionId,
+      forRunId: f.forRunId ?? null,
+      forCallId: null,
+      turnId: null,
+      text: f.text ?? null,
+      score: f.score,
+      toolName: null,
+      toolCallId: null,
+      exitCode: null,
+      at: f.at ?? now,
+      receivedAt: now,
+      source: "api",
+    };
+    const r = await d.linker.add(ns);
+    d.metrics.events.inc({ result: r.status });
+    return r;
+  });
+
+  const withStates = async (turns: Turn[], where: { sessionId?: string }) => {
+    const states = turns.length ? await d.store.list("next_states", { where }) : [];
+    const byTurn = new Map<string, NextState[]>();
+    const ids = new Set(turns.map((t) => t.id));
+    for (const s of states) {
+      if (!s.turnId || !ids.has(s.turnId)) continue;
+      const list = byTurn.get(s.turnId) ?? [];
+      list.push(s);
+      byTurn.set(s.turnId, list);
+    }
+    for (const list of byTurn.values()) list.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return { states, withStates: turns.map((t) => ({ ...t, nextStates: byTurn.get(t.id) ?? [] })) };
+  };
+
+  router.add("GET", "/clawloop/v1/turns", async (c) => {
+    const session = c.url.searchParams.get("session");
+    if (session) {
+      const turns = await d.store.list("turns", { where: { sessionId: session }, orderBy: "seq" });
+      const { states, withStates: out } = await withStates(turns, { sessionId: session });
+      return { session, turns: out, unlinked: states.filter((s) => !s.turnId) };
+    }
+    const limit = limitOf(c.url);
+    const turns = await recentTurns(d.store, sinceOf(c.url), limit);
+    if (c.url.searchParams.get("full") === "1") {
+      const out = [];
+      for (const t of turns) out.push({ ...t, nextStates: await d.store.list("next_states", { where: { turnId: t.id } }) });
+      return { turns: out };
+    }
+    return { turns: turns.map(summary) };
+  });
+
+  router.add("GET", "/clawloop/v1/turns/:id", async (c) => {
+    const turn = await d.store.get("turns", c.params.id!);
+    if (!turn) throw new HttpError(404, `no turn ${c.params.id}`);
+    const nextStates = await d.store.list("next_states", { where: { turnId: turn.id } });
+    return { ...turn, nextStates };
+  });
+
+  router.add("GET", "/clawloop/v1/sessions", async (c) => {
+    const limit = limitOf(c.url);
+    const turns = await recentTurns(d.store, sinceOf(c.url), Number.MAX_SAFE_INTEGER);
+    const sessions = new Map<string, { sessionId: string; turns: number; mainTurns: number; firstAt: string; lastAt: string; lastStatus: string; placement: string }>();
+    for (const t of turns) {
+      const s = sessions.get(t.sessionId);
+      if (!s) {
+        sessions.set(t.sessionId, {
+          sessionId: t.sessionId,
+          turns: 1,
+          mainTurns: t.turnType === "main" ? 1 : 0,
+          firstAt: t.startedAt,
+          lastAt: t.startedAt,
+          lastStatus: t.status,
+          placement: t.placement,
+        });
+      } else {
+        s.turns++;
+        if (t.turnType === "main") s.mainTurns++;
+        if (t.startedAt < s.firstAt) s.firstAt = t.startedAt;
+      }
+    }
+    return { sessions: [...sessions.values()].slice(0, limit) };
+  });
+
+  router.add("GET", "/clawloop/v1/status", async () => {
+    const initial = d.initialCounts();
+    const events = d.linker.stats();
+    const health = d.store.health();
+    const waitingInLog = Object.values(health.tables).reduce((n, t) => n + (t?.pending ?? 0), 0);
+    return {
+      version: d.version,
+      url: d.url(),
+      startedAt: d.startedAt.toISOString(),
+      uptimeSec: Math.round((Date.now() - d.startedAt.getTime()) / 1000),
+      upstream: {
+        url: d.upstream.url,
+        kind: d.upstream.kind,
+        kindSource: d.upstream.kindConfigured ? "configured" : d.upstream.kind ? "detected" : "unknown",
+        health: await d.upstream.health(),
+      },
+      store: { ...health, waitingInLog },
+      counts: {
+        turns: initial.turns + d.recorder.recorded,
+        nextStates: initial.nextStates + events.stored,
+        turnsSinceStart: d.recorder.recorded,
+        turnsByStatus: d.recorder.byStatus,
+        inflight: d.proxy.inflight,
+        events,
+      },
+      switchboard: d.switchboard.status(),
+    };
+  });
+}

@@ -1,0 +1,10 @@
+// sidecar: the transparent proxy that records every model call, the next-state events API, and
+// the switchboard seam. Other folders import only this file.
+export { startSidecar, type SidecarHandle, type SidecarOptions } from "./sidecar.js";
+export { ControlRouter, HttpError, sendJson, CONTROL_PREFIX, type ControlHandler, type ControlRequest } from "./router.js";
+export { PassThroughSwitchboard, type Route, type Switchboard, type SwitchboardStatus } from "./switchboard.js";
+export { TagPlacer, type Placer, type Placement, type PlacementInput } from "./placement.js";
+export { readTags, runIdOfCall, OPENCLAW_RL_BODY_KEYS, type Tags } from "./tagging.js";
+export { Upstream, type UpstreamHealth, type UpstreamOptions } from "./upstream.js";
+export { SecretMasker } from "./privacy.js";
+export { SidecarMetrics } from "./metrics.js";

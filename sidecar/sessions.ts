@@ -1,0 +1,145 @@
+// What the sidecar remembers about sessions between calls: the next sequence number of each
+// session, and which turn is a call id's, a run's last, or a session's last main-line turn. It is a
+// bounded cache in front of the store: a restarted sidecar (or an evicted entry) asks the store once,
+// so `seq` continues where the previous process stopped.
+import type { Logger, Store, Turn, TurnType } from "../core/index.js";
+
+export interface TurnRef {
+  id: string;
+  sessionId: string;
+  runId: string | null;
+  callId: string | null;
+  seq: number;
+  turnType: TurnType;
+}
+
+/** A Map used as an LRU: reads move a key to the end, inserts beyond the limit drop the oldest. */
+export class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+
+  constructor(private readonly limit: number) {}
+
+  get(key: K): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.limit) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
+    }
+  }
+
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+function refOf(t: Turn): TurnRef {
+  return { id: t.id, sessionId: t.sessionId, runId: t.runId, callId: t.callId, seq: t.seq, turnType: t.turnType };
+}
+
+function latest(turns: Turn[]): Turn | null {
+  let best: Turn | null = null;
+  for (const t of turns) if (!best || t.seq > best.seq) best = t;
+  return best;
+}
+
+export class SessionBook {
+  /** Last sequence number handed out per session (a promise while the store is being asked). */
+  private readonly seqs: Lru<string, Promise<number>>;
+  private readonly byCall: Lru<string, TurnRef>;
+  private readonly lastOfRun: Lru<string, TurnRef>;
+  private readonly lastMain: Lru<string, TurnRef>;
+  /** Call ids already given to a turn id in this process (a retried call gets a suffixed id). */
+  private readonly callUses: Lru<string, number>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    limit = 50_000,
+  ) {
+    this.seqs = new Lru(limit);
+    this.byCall = new Lru(limit);
+    this.lastOfRun = new Lru(limit);
+    this.lastMain = new Lru(limit);
+    this.callUses = new Lru(limit);
+  }
+
+  /** Reserves the next `seq` of a session. `fresh`: the session was just created here. */
+  reserveSeq(sessionId: string, fresh = false): Promise<number> {
+    const prev = this.seqs.get(sessionId);
+    const next = prev ? prev.then((n) => n + 1) : fresh ? Promise.resolve(0) : this.maxSeq(sessionId).then((n) => n + 1);
+    this.seqs.set(sessionId, next);
+    return next;
+  }
+
+  private async maxSeq(sessionId: string): Promise<number> {
+    try {
+      const rows = await this.store.list("turns", { where: { sessionId } });
+      return rows.reduce((m, t) => Math.max(m, t.seq), -1);
+    } catch (err) {
+      this.logger.warn({ err: String(err), sessionId }, "could not read the session's last seq; continuing from pending rows");
+      return -1;
+    }
+  }
+
+  /** A turn id for a call: the plugin's call id, suffixed if that id was already used. */
+  turnIdFor(callId: string): string {
+    const uses = this.callUses.get(callId) ?? 0;
+    this.callUses.set(callId, uses + 1);
+    return uses === 0 ? callId : `${callId}#${uses + 1}`;
+  }
+
+  noteTurn(t: Turn): void {
+    const ref = refOf(t);
+    if (t.callId) this.byCall.set(t.callId, ref);
+    if (t.runId) {
+      const cur = this.lastOfRun.get(t.runId);
+      if (!cur || cur.seq <= ref.seq) this.lastOfRun.set(t.runId, ref);
+    }
+    if (t.turnType === "main") {
+      const cur = this.lastMain.get(t.sessionId);
+      if (!cur || cur.seq <= ref.seq) this.lastMain.set(t.sessionId, ref);
+    }
+  }
+
+  async findByCall(callId: string): Promise<TurnRef | null> {
+    const hit = this.byCall.get(callId);
+    if (hit) return hit;
+    const t = latest(await this.store.list("turns", { where: { callId } }));
+    if (t) this.byCall.set(callId, refOf(t));
+    return t ? refOf(t) : null;
+  }
+
+  async findLastOfRun(runId: string): Promise<TurnRef | null> {
+    const hit = this.lastOfRun.get(runId);
+    if (hit) return hit;
+    const t = latest(await this.store.list("turns", { where: { runId } }));
+    if (t) this.lastOfRun.set(runId, refOf(t));
+    return t ? refOf(t) : null;
+  }
+
+  async findLastMain(sessionId: string): Promise<TurnRef | null> {
+    const hit = this.lastMain.get(sessionId);
+    if (hit) return hit;
+    const t = latest(await this.store.list("turns", { where: { sessionId, turnType: "main" } }));
+    if (t) this.lastMain.set(sessionId, refOf(t));
+    return t ? refOf(t) : null;
+  }
+}
