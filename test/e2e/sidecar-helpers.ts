@@ -1,0 +1,113 @@
+// Shared set-up for the sidecar's end-to-end tests: a scripted upstream, a sidecar in front of it
+// (in this process, on its own data directory), and small clients.
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig, silentLogger, type ConfigOverrides, type Turn } from "../../core/index.js";
+import { startScriptedUpstream, type ScriptedUpstream, type ScriptedUpstreamOptions } from "../../fixtures/upstream/index.js";
+import { startSidecar, type SidecarHandle, type SidecarOptions } from "../../sidecar/index.js";
+
+export interface Rig {
+  up: ScriptedUpstream;
+  sc: SidecarHandle;
+  dataDir: string;
+  /** The control API with the token. */
+  api(pathname: string, init?: RequestInit): Promise<Response>;
+  turns(sessionId: string): Promise<Turn[]>;
+  close(): Promise<void>;
+}
+
+const dirs: string[] = [];
+
+export function tmpDir(prefix = "clawloop-sidecar-"): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+export function removeTmpDirs(): void {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+}
+
+export async function startSidecarFor(
+  up: ScriptedUpstream,
+  dataDir: string,
+  sidecar: ConfigOverrides["sidecar"] = {},
+  opts: SidecarOptions = {},
+): Promise<SidecarHandle> {
+  const config = loadConfig({ flags: { dataDir, sidecar: { upstream: `${up.url}/v1`, port: 0, ...sidecar } }, env: {} });
+  return startSidecar(config, { logger: silentLogger, ...opts });
+}
+
+export async function rig(
+  upstream: ScriptedUpstreamOptions = {},
+  sidecar: ConfigOverrides["sidecar"] = {},
+  opts: SidecarOptions & { dataDir?: string } = {},
+): Promise<Rig> {
+  const up = await startScriptedUpstream(upstream);
+  const dataDir = opts.dataDir ?? tmpDir();
+  const sc = await startSidecarFor(up, dataDir, sidecar, opts);
+  // Methods read `self.sc`, so a test may restart the sidecar by assigning a new one.
+  const self: Rig = {
+    up,
+    sc,
+    dataDir,
+    api: (pathname, init = {}) =>
+      fetch(self.sc.url + pathname, {
+        ...init,
+        headers: { authorization: `Bearer ${self.sc.token}`, "content-type": "application/json", ...(init.headers ?? {}) },
+      }),
+    turns: (sessionId) => self.sc.store.list("turns", { where: { sessionId }, orderBy: "seq" }),
+    close: async () => {
+      await self.sc.close();
+      await up.close();
+    },
+  };
+  return self;
+}
+
+export function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+export async function waitFor<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A raw HTTP request whose response the caller reads (or abandons) piece by piece. */
+export function openStream(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", "content-length": data.length, ...headers } });
+    req.on("response", (res) => resolve({ req, res }));
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+export const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({
+  model: "scripted-model",
+  messages: [
+    { role: "system", content: "You are a test." },
+    { role: "user", content },
+  ],
+  ...extra,
+});
+
+export const tagged = (session: string, run: string, n: number, type = "main") => ({
+  "x-session-id": session,
+  "x-openclaw-run-id": run,
+  "x-openclaw-call-id": `${run}:model:${n}`,
+  "x-turn-type": type,
+});
