@@ -1,0 +1,31 @@
+// Errors the server turns into HTTP responses, shaped like vLLM's (OpenAI's body, the status as code).
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string = status === 404 ? "NotFoundError" : status >= 500 ? "InternalServerError" : "BadRequestError",
+    readonly param: string | null = null,
+  ) {
+    super(message);
+  }
+
+  body(): { error: { message: string; type: string; param: string | null; code: number } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.status } };
+  }
+}
+
+export function badRequest(message: string, param: string | null = null): HttpError {
+  return new HttpError(400, message, "BadRequestError", param);
+}
+
+export function notFound(message: string): HttpError {
+  return new HttpError(404, message, "NotFoundError");
+}
+
+/** The request was cancelled (client gone); nothing is sent. */
+export class AbortedError extends Error {
+  constructor() {
+    super("request aborted");
+  }
+}

@@ -1,0 +1,5 @@
+// serve: clawloop's embedded llama.cpp engine, an OpenAI-compatible server in vLLM's dialect
+// (token ids, raw log-probs, prompt log-probs, runtime LoRA loading). Other folders import only this.
+export { startServer, ENGINE_HEADER, type ServeOptions, type RunningServer } from "./server.js";
+export { Engine, type EngineOptions, type AdapterInfo, resolveAdapterFile } from "./engine.js";
+export { engineVersion } from "./version.js";
