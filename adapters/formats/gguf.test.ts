@@ -177,6 +177,14 @@ describe("GGUF failure behaviour", () => {
     });
   }
 
+  it("reads version 2 files (same layout as 3 for little-endian files)", () => {
+    const f = path.join(tmp, "v2.gguf");
+    fs.writeFileSync(f, Buffer.concat([good.subarray(0, 4), Buffer.from([2, 0, 0, 0]), good.subarray(8)]));
+    const g = readGguf(f);
+    expect(g.version).toBe(2);
+    expect(readGgufTensorFloat32(g, "w")).toHaveLength(64);
+  });
+
   it("names the tensor and type when asked to dequantize an unsupported type", () => {
     const f = path.join(tmp, "iq.gguf");
     // Q8_1 blocks have a known size but no decoder (no model file stores Q8_1).

@@ -9,15 +9,38 @@ import { CACHE_DIR } from "./model-fixture.js";
 const PACKAGES = ["gguf==0.19.0", "safetensors==0.8.0", "numpy==2.4.6"];
 const VENV = path.join(CACHE_DIR, "pyvenv-formats");
 
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Path of a python3 that has gguf, safetensors and numpy installed. */
 export function ensurePythonTools(): string {
   const python = path.join(VENV, "bin", "python");
   const stamp = path.join(VENV, "installed.txt");
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, "utf8") === PACKAGES.join("\n")) return python;
+  const ready = () => fs.existsSync(stamp) && fs.readFileSync(stamp, "utf8") === PACKAGES.join("\n");
+  if (ready()) return python;
   fs.mkdirSync(CACHE_DIR, { recursive: true });
-  if (!fs.existsSync(python)) execFileSync("python3", ["-m", "venv", VENV], { stdio: "inherit" });
-  execFileSync(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", ...PACKAGES], { stdio: "inherit" });
-  fs.writeFileSync(stamp, PACKAGES.join("\n"));
+  // Test files run in parallel workers: one installs, the others wait for its lock.
+  const lock = `${VENV}.lock`;
+  const deadline = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock} (remove it if no test is running)`);
+      sleepMs(250);
+    }
+  }
+  try {
+    if (!ready()) {
+      if (!fs.existsSync(python)) execFileSync("python3", ["-m", "venv", VENV], { stdio: "inherit" });
+      execFileSync(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", ...PACKAGES], { stdio: "inherit" });
+      fs.writeFileSync(stamp, PACKAGES.join("\n"));
+    }
+  } finally {
+    fs.rmdirSync(lock);
+  }
   return python;
 }
 
