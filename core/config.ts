@@ -68,15 +68,25 @@ export const configSchema = z.object({
       retries: z.coerce.number().int().min(0).default(3),
       /** A main turn whose session ended with no next state: leave it unscored or judge it from the end. */
       sessionEnd: z.enum(["skip", "judge"]).default("skip"),
-      /** Extra regexes (case-insensitive) for the rules. */
+      /** Extra regexes (case-insensitive) for the rules, added to the built-in multilingual ones. */
       patterns: z
         .object({
           correction: z.array(z.string()).default([]),
           reask: z.array(z.string()).default([]),
           thanks: z.array(z.string()).default([]),
+          /** Change requests ("make it casual"): negative unless the message also accepts the answer. */
+          change: z.array(z.string()).default([]),
+          /** Follow-ups that continue from the answer ("and mergesort?"): positive, checked last. */
+          followup: z.array(z.string()).default([]),
         })
         .prefault({}),
       pollMs: z.coerce.number().int().positive().default(1000),
+      /** A turn with tool calls is judged once every call has a result, or once its last next state is this old. */
+      settleMs: z.coerce.number().int().min(0).default(5000),
+      /** Log-prob judge: the best answer must beat the runner-up by this many nats, else the verdict is 0. */
+      logprobMargin: z.coerce.number().min(0).default(0.5),
+      /** Log-prob judge prompt: the server's chat template via /tokenize ("auto" falls back to "text"). */
+      logprobRender: z.enum(["auto", "tokenize", "text"]).default("auto"),
     })
     .prefault({}),
 
