@@ -29,7 +29,12 @@ export function referenceLogprobs(w: ModelWeights, promptIds: number[], response
   const hd = c.headDim;
   const H = c.numHeads;
   const KV = c.numKvHeads;
-  const get = (name: string) => Float64Array.from(w.float32(name));
+  const cache = new Map<string, Float64Array>();
+  const get = (name: string): Float64Array => {
+    let v = cache.get(name);
+    if (!v) cache.set(name, (v = Float64Array.from(w.float32(name))));
+    return v;
+  };
   const has = (name: string) => w.names().includes(name);
   const seq = [...promptIds, ...responseIds.slice(0, -1)];
   const T = seq.length;
