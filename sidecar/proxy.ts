@@ -96,6 +96,11 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** Lets written bytes reach the socket (http corks writes until the next tick) before a cut. */
+function flushed(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
 function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -541,6 +546,7 @@ export class Proxy {
     } catch (err) {
       if (call.clientGone) return;
       await this.finish(call, "upstream_cut", `upstream stream cut: ${(err as Error).message}`);
+      await flushed();
       res.destroy();
       return;
     }
@@ -622,9 +628,12 @@ export class Proxy {
     } catch (err) {
       if (call.clientGone) return;
       await this.finish(call, "upstream_cut", `upstream cut the response: ${(err as Error).message}`);
-      // Mirror the cut: what had arrived, then a broken connection.
+      // Mirror the cut: what had arrived (unless it holds fields the client did not ask for, which
+      // cannot be taken out of a broken body), then a broken connection.
       if (!res.headersSent) res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, clientHeaders(upRes.rawHeaders));
-      for (const c of chunks) res.write(c);
+      res.flushHeaders();
+      if (!strip) for (const c of chunks) res.write(c);
+      await flushed();
       res.destroy();
       return;
     }

@@ -85,12 +85,37 @@ export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>
   }
 }
 
-/** A raw HTTP request whose response the caller reads (or abandons) piece by piece. */
-export function openStream(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ req: http.ClientRequest; res: http.IncomingMessage }> {
+export interface OpenedStream {
+  req: http.ClientRequest;
+  res: http.IncomingMessage;
+  /** Everything received, and how the response ended ("end" or "cut"); collection starts at once. */
+  body: Promise<{ data: Buffer; outcome: "end" | "cut" }>;
+  /** Resolves with the first body bytes. */
+  first: Promise<Buffer>;
+}
+
+/** A raw HTTP request whose response is collected from its first byte (even if it is cut). */
+export function openStream(url: string, body: unknown, headers: Record<string, string> = {}, paused = false): Promise<OpenedStream> {
   return new Promise((resolve, reject) => {
     const data = Buffer.from(JSON.stringify(body));
     const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", "content-length": data.length, ...headers } });
-    req.on("response", (res) => resolve({ req, res }));
+    req.on("response", (res) => {
+      const parts: Buffer[] = [];
+      let first!: (b: Buffer) => void;
+      const firstP = new Promise<Buffer>((r) => (first = r));
+      const bodyP = new Promise<{ data: Buffer; outcome: "end" | "cut" }>((done) => {
+        const finish = (outcome: "end" | "cut") => done({ data: Buffer.concat(parts), outcome });
+        res.on("data", (c: Buffer) => {
+          if (parts.length === 0) first(c);
+          parts.push(c);
+        });
+        res.on("end", () => finish("end"));
+        res.on("error", () => finish("cut"));
+        res.on("aborted", () => finish("cut"));
+      });
+      if (paused) res.pause();
+      resolve({ req, res, body: bodyP, first: firstP });
+    });
     req.on("error", reject);
     req.end(data);
   });
