@@ -1,0 +1,136 @@
+// The real `clawloop sidecar` process: what a `kill -9` right after answered calls loses (nothing),
+// a graceful SIGTERM with a stream in flight, and clear start-up errors.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import { afterEach, describe, expect, it } from "vitest";
+import type { NextState, Turn } from "../../core/index.js";
+import { startScriptedUpstream, type ScriptedUpstream } from "../../fixtures/upstream/index.js";
+import { chatBody, openStream, post, removeTmpDirs, tagged, tmpDir } from "./sidecar-helpers.js";
+
+const CLI = path.resolve(import.meta.dirname, "../../cli/main.ts");
+
+interface Proc {
+  child: ChildProcess;
+  url: string;
+  token: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+const procs: ChildProcess[] = [];
+const upstreams: ScriptedUpstream[] = [];
+afterEach(async () => {
+  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  for (const u of upstreams.splice(0)) await u.close();
+  removeTmpDirs();
+});
+
+/** Runs the CLI from source (the same code `bin/clawloop.js` runs once built). */
+function runCli(dataDir: string, args: string[]): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
+  const script = path.join(dataDir, "..", `run-cli-${path.basename(dataDir)}.mts`);
+  fs.writeFileSync(script, `import { main } from ${JSON.stringify(CLI)};\nawait main(["node", "clawloop", ...process.argv.slice(2)]);\n`);
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  procs.push(child);
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, stderr: () => err };
+}
+
+async function startProcess(upstream: string, dataDir: string): Promise<Proc> {
+  const run = runCli(dataDir, ["sidecar", "--upstream", upstream, "--port", "0", "--data", dataDir, "--log-level", "info"]);
+  const lines = readline.createInterface({ input: run.child.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    lines.on("line", (line) => {
+      try {
+        const rec = JSON.parse(line) as { msg?: string; url?: string };
+        if (rec.msg === "sidecar listening" && rec.url) resolve(rec.url);
+      } catch {
+        // Not a log line.
+      }
+    });
+    void run.exited.then((code) => reject(new Error(`sidecar exited early (${code}): ${run.stderr()}`)));
+  });
+  const token = fs.readFileSync(path.join(dataDir, "token"), "utf8").trim();
+  return { ...run, url, token };
+}
+
+async function api<T>(p: Proc, pathname: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(p.url + pathname, { ...init, headers: { authorization: `Bearer ${p.token}`, "content-type": "application/json" } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as T;
+}
+
+describe("the sidecar process", () => {
+  it("loses no answered call to kill -9, records none twice, and continues seq after a restart", async () => {
+    const up = await startScriptedUpstream({ kind: "vllm" });
+    upstreams.push(up);
+    const dataDir = tmpDir();
+    const first = await startProcess(`${up.url}/v1`, dataDir);
+    const N = 24;
+    for (let i = 1; i <= N; i++) {
+      const stream = i % 2 === 0;
+      const res = await post(`${first.url}/v1/chat/completions`, chatBody(`question ${i}`, stream ? { stream: true } : {}), tagged("crash", "run-1", i));
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain(stream ? "data: [DONE]" : `echo: question ${i}`);
+    }
+    // An event acknowledged by the API survives too.
+    await api(first, "/clawloop/v1/events", {
+      method: "POST",
+      body: JSON.stringify([{ id: "ev-crash", type: "next_state", kind: "user_message", sessionId: "crash", forRunId: "run-1", text: "thanks" }]),
+    });
+    // Right after the last answer: no chance to flush anything.
+    first.child.kill("SIGKILL");
+    expect(await first.exited).toBeNull();
+
+    const second = await startProcess(`${up.url}/v1`, dataDir);
+    const view = await api<{ turns: (Turn & { nextStates: NextState[] })[] }>(second, "/clawloop/v1/turns?session=crash");
+    expect(view.turns).toHaveLength(N);
+    expect(new Set(view.turns.map((t) => t.id)).size).toBe(N);
+    expect(view.turns.map((t) => t.seq)).toEqual([...Array(N).keys()]);
+    expect(view.turns.every((t) => t.status === "ok" && t.completionTokenIds !== null)).toBe(true);
+    expect(view.turns[N - 1]!.nextStates.map((s) => s.id)).toEqual(["ev-crash"]);
+    const res = await post(`${second.url}/v1/chat/completions`, chatBody("after"), tagged("crash", "run-2", 1));
+    await res.text();
+    const after = await api<{ turns: Turn[] }>(second, "/clawloop/v1/turns?session=crash");
+    expect(after.turns.at(-1)).toMatchObject({ id: "run-2:model:1", seq: N });
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("finishes a stream in flight on SIGTERM, records it, then exits 0", async () => {
+    const up = await startScriptedUpstream({ kind: "vllm", tokensPerSecond: 40, reply: () => Array.from({ length: 30 }, (_, i) => `word${i}`).join(" ") });
+    upstreams.push(up);
+    const dataDir = tmpDir();
+    const p = await startProcess(up.url, dataDir);
+    const stream = await openStream(`${p.url}/v1/chat/completions`, chatBody("go", { stream: true }), tagged("term", "run-t", 1));
+    await stream.first;
+    p.child.kill("SIGTERM");
+    const { data, outcome } = await stream.body;
+    expect(outcome).toBe("end");
+    expect(data.toString()).toContain("data: [DONE]");
+    expect(await p.exited).toBe(0);
+    const again = await startProcess(up.url, dataDir);
+    const view = await api<{ turns: Turn[] }>(again, "/clawloop/v1/turns?session=term");
+    expect(view.turns).toHaveLength(1);
+    expect(view.turns[0]).toMatchObject({ status: "ok", seq: 0 });
+    expect(view.turns[0]!.response?.content).toBe(Array.from({ length: 30 }, (_, i) => `word${i}`).join(" "));
+    again.child.kill("SIGTERM");
+    expect(await again.exited).toBe(0);
+  });
+
+  it("refuses to start without an upstream, or on a bad one, with a clear message", async () => {
+    const dataDir = tmpDir();
+    const none = runCli(dataDir, ["sidecar", "--data", dataDir, "--port", "0"]);
+    expect(await none.exited).toBe(1);
+    expect(none.stderr()).toMatch(/no upstream: pass --upstream URL/);
+    const bad = runCli(dataDir, ["sidecar", "--data", dataDir, "--port", "0", "--upstream", "ftp://x"]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.stderr()).toMatch(/must be http:\/\/ or https:\/\//);
+    const kind = runCli(dataDir, ["sidecar", "--data", dataDir, "--port", "0", "--upstream", "http://127.0.0.1:1", "--upstream-kind", "tgi"]);
+    expect(await kind.exited).toBe(1);
+    expect(kind.stderr()).toMatch(/sidecar\.upstreamKind/);
+  });
+});
