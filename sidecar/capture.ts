@@ -1,18 +1,21 @@
 // Asking the upstream for the behaviour policy's token ids and log-probs, and hiding them again.
 //
 // Per server (shared/research/model-servers.md §1.5, §2.4, §3, §9):
-//   vllm, clawloop  chat: `logprobs:true, top_logprobs:0` + `return_token_ids:true` → per-chunk
-//                   `logprobs`/`token_ids`, top-level `prompt_token_ids`. vLLM writes these keys as
-//                   `null` when not asked for, so hiding them means setting them back to null. It
-//                   also sends chunks for tokens that yield no text (tool-call markers) only when
-//                   asked for them: those chunks are dropped again.
-//                   completions: `logprobs:0` + `return_token_ids:true`.
-//   sglang          non-streaming chat only: `logprobs`, `return_prompt_token_ids`, `return_meta_info`
-//                   (ids in `meta_info.output_token_logprobs`). Streaming rejects the id flags and its
-//                   streamed log-probs carry no ids, so nothing is asked for when streaming.
-//   llamacpp        chat: `logprobs:true, top_logprobs:1` (0 means none); each entry carries the token
-//                   `id`. Not with tools + stream, which older llama-server rejects. The key is absent
-//                   when not asked for. completions: `logprobs:1` (key is `null` when not asked for).
+//   vllm      chat: `logprobs:true, top_logprobs:0` + `return_token_ids:true` → per-chunk
+//             `logprobs`/`token_ids`, top-level `prompt_token_ids`. vLLM writes these keys as `null`
+//             when not asked for, so hiding them means setting them back to null. It also sends
+//             chunks for tokens that yield no text (tool-call markers) only when asked for log-probs
+//             or ids: those chunks are dropped again. completions: `logprobs:0` + `return_token_ids`.
+//   clawloop  the embedded engine (serve/): vLLM's request fields, but `token_ids` and
+//             `prompt_token_ids` are absent (not null) when not asked for, and its streamed
+//             completions send text-less chunks (and a first chunk with the prompt's ids) only when
+//             asked for log-probs or ids.
+//   sglang    non-streaming chat only: `logprobs`, `return_prompt_token_ids`, `return_meta_info`
+//             (ids in `meta_info.output_token_logprobs`). Streaming rejects the id flags and its
+//             streamed log-probs carry no ids, so nothing is asked for when streaming.
+//   llamacpp  chat: `logprobs:true, top_logprobs:1` (0 means none); each entry carries the token
+//             `id`. Not with tools + stream, which older llama-server rejects. The key is absent when
+//             not asked for. completions: `logprobs:1` (the key is `null` when not asked for).
 //   ollama, openai  nothing: no token ids to be had.
 // A field the client set itself is never touched, and what the client asked for it keeps.
 import type { UpstreamKind } from "../core/index.js";
@@ -26,8 +29,12 @@ export interface StripSpec {
   choiceDelete: string[];
   /** Top-level fields reset to null (where present). */
   topNull: string[];
-  /** Drop stream chunks left with nothing but an empty delta. */
+  /** Top-level fields removed. */
+  topDelete: string[];
+  /** Drop chat chunks left with nothing but an empty delta. */
   dropEmptyChunks: boolean;
+  /** Drop completions chunks left with no text. */
+  dropEmptyText: boolean;
 }
 
 export interface CapturePlan {
@@ -47,10 +54,24 @@ export function planCapture(kind: UpstreamKind | null, endpoint: "chat" | "compl
   if (!enabled || !kind) return NONE;
   const stream = body.stream === true;
   const add: Obj = {};
-  const spec: StripSpec = { choiceNull: [], choiceDelete: [], topNull: [], dropEmptyChunks: false };
+  const spec: StripSpec = { choiceNull: [], choiceDelete: [], topNull: [], topDelete: [], dropEmptyChunks: false, dropEmptyText: false };
   switch (kind) {
     case "vllm":
     case "clawloop": {
+      // vLLM writes fields it was not asked for as null; clawloop's engine leaves them out.
+      const absent = kind === "clawloop";
+      const idFields = (choice: string[], top: string[]) => {
+        if (absent) {
+          spec.choiceDelete.push(...choice);
+          spec.topDelete.push(...top);
+        } else {
+          spec.choiceNull.push(...choice);
+          spec.topNull.push(...top);
+        }
+      };
+      // Chunks with no text exist only when log-probs or token ids are on; if the client asked
+      // for either, it would have had them anyway.
+      const onlyForUs = body.logprobs !== true && body.return_token_ids !== true;
       if (endpoint === "chat") {
         if (!has(body, "logprobs") && !has(body, "top_logprobs")) {
           add.logprobs = true;
@@ -59,12 +80,9 @@ export function planCapture(kind: UpstreamKind | null, endpoint: "chat" | "compl
         }
         if (!has(body, "return_token_ids")) {
           add.return_token_ids = true;
-          spec.choiceNull.push("token_ids");
-          spec.topNull.push("prompt_token_ids");
+          idFields(["token_ids"], ["prompt_token_ids"]);
         }
-        // Chunks with no text exist only when log-probs or token ids are on; if the client asked
-        // for either, it would have had them anyway.
-        spec.dropEmptyChunks = body.logprobs !== true && body.return_token_ids !== true;
+        spec.dropEmptyChunks = onlyForUs;
       } else {
         if (!has(body, "logprobs")) {
           add.logprobs = 0;
@@ -72,8 +90,9 @@ export function planCapture(kind: UpstreamKind | null, endpoint: "chat" | "compl
         }
         if (!has(body, "return_token_ids")) {
           add.return_token_ids = true;
-          spec.choiceNull.push("token_ids", "prompt_token_ids");
+          idFields(["token_ids", "prompt_token_ids"], []);
         }
+        spec.dropEmptyText = absent && onlyForUs && typeof body.logprobs !== "number" && body.echo !== true;
       }
       break;
     }
@@ -146,6 +165,12 @@ export function applyStrip(obj: Obj, spec: StripSpec, streaming: boolean): Strip
       changed = true;
     }
   }
+  for (const k of spec.topDelete) {
+    if (has(obj, k)) {
+      delete obj[k];
+      changed = true;
+    }
+  }
   const choices = Array.isArray(obj.choices) ? obj.choices : [];
   let allEmpty = choices.length > 0;
   for (const c of choices) {
@@ -167,9 +192,11 @@ export function applyStrip(obj: Obj, spec: StripSpec, streaming: boolean): Strip
       }
     }
     const delta = choice.delta;
-    const emptyDelta = typeof delta === "object" && delta !== null && Object.keys(delta).length === 0;
-    if (!emptyDelta || choice.finish_reason !== null) allEmpty = false;
+    const empty = spec.dropEmptyText
+      ? choice.text === ""
+      : typeof delta === "object" && delta !== null && Object.keys(delta).length === 0;
+    if (!empty || choice.finish_reason !== null) allEmpty = false;
   }
-  const drop = streaming && spec.dropEmptyChunks && allEmpty && (obj.usage === undefined || obj.usage === null);
+  const drop = streaming && (spec.dropEmptyChunks || spec.dropEmptyText) && allEmpty && (obj.usage === undefined || obj.usage === null);
   return { changed, drop };
 }

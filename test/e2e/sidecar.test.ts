@@ -114,7 +114,7 @@ describe("transparency and capture, per upstream kind", () => {
   });
 
   it("captures /v1/completions too", async () => {
-    for (const kind of ["vllm", "llamacpp"] as const) {
+    for (const kind of ["vllm", "clawloop", "llamacpp"] as const) {
       const r = await open({ kind });
       for (const stream of [true, false]) {
         const body = { model: "m", prompt: "Once upon a time", max_tokens: 8, ...(stream ? { stream: true } : {}) };
