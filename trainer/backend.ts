@@ -1,7 +1,7 @@
 // Everything the train loop needs from the rest of clawloop, behind one interface: the model
 // loader, the compute engine and its optimizer, and the adapter file formats.
 import type { LoraAdapter, LoraTarget } from "../adapters/index.js";
-import type { Config } from "../core/index.js";
+import type { Config, Logger } from "../core/index.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import type { LoadedModel } from "./engine/model/types.js";
 
@@ -15,7 +15,8 @@ export type TrainSettings = Config["train"];
 
 export interface TrainBackend {
   loadModel(source: string): Promise<LoadedModel>;
-  createEngine(model: LoadedModel, lora: LoraShape, train: TrainSettings): Promise<TrainEngine>;
+  /** `logger` hears about an execution provider that was not available (and the CPU fallback). */
+  createEngine(model: LoadedModel, lora: LoraShape, train: TrainSettings, logger?: Logger): Promise<TrainEngine>;
   createOptimizer(train: TrainSettings): Optimizer;
   /** A fresh adapter (a no-op until trained). */
   newAdapter(model: LoadedModel, lora: LoraShape, seed: number): LoraAdapter;

@@ -1,8 +1,10 @@
 // Every subcommand, in the order `clawloop --help` lists them.
 import type { Command } from "commander";
+import { register as exportCommand } from "./export.js";
 import { register as judge } from "./judge.js";
 import { register as sidecar } from "./sidecar.js";
+import { register as train } from "./train.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [sidecar, judge];
+export const commands: Register[] = [sidecar, judge, train, exportCommand];

@@ -1,0 +1,104 @@
+// `clawloop train`: the continuous train loop over the store, or, with --samples, one offline run
+// from a JSONL file into an adapter folder.
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { createLogger, type ConfigOverrides } from "../../core/index.js";
+import { createProgress, startTrainLoop, trainOffline } from "../../trainer/index.js";
+import { configFrom, onShutdown, withCommonOptions, type CommonFlags } from "../shared.js";
+
+interface TrainFlags extends CommonFlags {
+  model?: string;
+  mode?: "rl" | "opd" | "combined";
+  lr?: number;
+  rank?: number;
+  batchSize?: number;
+  maxWait?: number;
+  samples?: string;
+  out?: string;
+  steps?: number;
+  from?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive number");
+  return n;
+}
+
+function mode(v: string): "rl" | "opd" | "combined" {
+  if (v !== "rl" && v !== "opd" && v !== "combined") throw new InvalidArgumentError("must be rl, opd or combined");
+  return v;
+}
+
+export function register(program: Command): void {
+  withCommonOptions(
+    program
+      .command("train")
+      .description("Train the LoRA adapter on judged turns, writing a new adapter version per step (or, with --samples, once from a JSONL file)")
+      .option("--model <path>", "base model: a .gguf file or a Hugging Face folder (default: train.model)")
+      .option("--mode <mode>", "rl | opd | combined", mode)
+      .option("--lr <x>", "learning rate", positiveNumber)
+      .option("--rank <r>", "LoRA rank of a new adapter", positiveInt)
+      .option("--batch-size <b>", "samples per step", positiveInt)
+      .option("--max-wait <sec>", "run a partial batch after its oldest sample waited this long", positiveNumber)
+      .option("--samples <file>", "offline: train on this JSONL file instead of the store")
+      .option("--out <dir>", "offline: write the adapter folder here")
+      .option("--steps <n>", "offline: optimizer steps (default: each sample train.epochs times)", positiveInt)
+      .option("--from <dir>", "offline: continue from this adapter folder")
+      .option("--force", "offline: replace a non-empty --out")
+      .option("--json", "offline: print the result as JSON"),
+  ).action(async (flags: TrainFlags) => {
+    const train: NonNullable<ConfigOverrides["train"]> = {};
+    if (flags.mode) train.mode = flags.mode;
+    if (flags.lr !== undefined) train.lr = flags.lr;
+    if (flags.rank !== undefined) train.rank = flags.rank;
+    if (flags.batchSize !== undefined) train.batchSize = flags.batchSize;
+    if (flags.maxWait !== undefined) train.maxWaitSec = flags.maxWait;
+    const config = configFrom(flags, { train });
+
+    if (flags.samples) {
+      if (!flags.out) throw new Error("--samples needs --out DIR (where to write the adapter)");
+      if (flags.from && flags.rank !== undefined) throw new Error("--rank sets a new adapter's rank; --from continues an adapter with its own");
+      const logger = createLogger("train", flags.json ? "warn" : config.logLevel);
+      const result = await trainOffline(config, {
+        samplesFile: flags.samples,
+        outDir: flags.out,
+        model: flags.model ?? null,
+        from: flags.from ?? null,
+        steps: flags.steps ?? null,
+        force: flags.force ?? false,
+        logger,
+      });
+      const last = result.steps.at(-1)!;
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(result) + "\n");
+      } else {
+        process.stdout.write(
+          `wrote ${result.outDir}: ${result.steps.length} steps on ${result.samples} samples (mode ${config.train.mode}), last loss ${last.loss.toFixed(4)}\n`,
+        );
+        for (const e of result.lineErrors) process.stderr.write(`line ${e.line}: ${e.message}\n`);
+        for (const s of result.skipped) process.stderr.write(`line ${s.line}: skipped (${s.reason}): ${s.detail}\n`);
+      }
+      return;
+    }
+    for (const f of ["out", "steps", "from", "force", "json"] as const) {
+      if (flags[f] !== undefined) throw new Error(`--${f} applies to offline training only (with --samples)`);
+    }
+
+    const tty = Boolean(process.stdout.isTTY);
+    // On a terminal the live line is the display; the log keeps only warnings and errors.
+    const logger = createLogger("train", tty && config.logLevel !== "silent" ? "warn" : config.logLevel);
+    const progress = createProgress({ stream: process.stdout, logger, batchSize: config.train.batchSize });
+    const loop = await startTrainLoop(config, { model: flags.model ?? null, logger, progress });
+    onShutdown(() => loop.stop());
+    await loop.done;
+  });
+}

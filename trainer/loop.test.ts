@@ -1,0 +1,302 @@
+// The continuous train loop on a real store and real adapter directories, with the stand-in
+// engine (trainer/testing/fake-backend.ts), so batching, versioning and resume are tested apart
+// from ONNX Runtime. Learning itself is tested on the real model in test/e2e/train-learning.test.ts.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig, silentLogger, Store, type Config, type Judgment, type Reward } from "../core/index.js";
+import { makeTurn } from "../test/support/rows.js";
+import { startTrainLoop, type TrainLoop } from "./loop.js";
+import { readStatus } from "./status.js";
+import { fakeBackend, fakeModel } from "./testing/fake-backend.js";
+import { listVersions, sha256File } from "./versions.js";
+import { TrainerState } from "./state.js";
+
+let dataDir: string;
+let writer: Store;
+const loops: TrainLoop[] = [];
+
+beforeEach(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
+  writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+});
+
+afterEach(async () => {
+  for (const l of loops.splice(0)) await l.stop();
+  await writer.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+function judgment(i: number, score: Reward, hint: string | null = null): Judgment {
+  return {
+    id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score, method: "rules", votes: [], raw: [], hint,
+    nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
+  };
+}
+
+/** Judged turns whose token ids differ per turn, so the stand-in engine's updates depend on which turns a step saw. */
+async function addJudged(from: number, to: number, score: (i: number) => Reward = (i) => (i % 2 ? 1 : -1), hint: (i: number) => string | null = () => null) {
+  for (let i = from; i <= to; i++) {
+    writer.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
+    writer.put("judgments", judgment(i, score(i), hint(i)));
+  }
+  await writer.flush();
+}
+
+function config(over: Partial<Config["train"]> = {}): Config {
+  return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 3, maxWaitSec: 60, pollMs: 30, lr: 0.1, ...over } } });
+}
+
+async function start(cfg: Config, backend = fakeBackend()): Promise<TrainLoop> {
+  const loop = await startTrainLoop(cfg, { backend, model: "/models/fake.gguf", logger: silentLogger });
+  loops.push(loop);
+  return loop;
+}
+
+async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const adapters = () => path.join(dataDir, "adapters");
+const sampleIdsByVersion = () => listVersions(adapters()).map((v) => v.manifest.sampleIds);
+
+describe("train loop", () => {
+  it("steps as soon as B samples are ready, oldest first, and writes a complete version and its metrics", async () => {
+    await addJudged(1, 4);
+    const steps: string[] = [];
+    const loop = await startTrainLoop(config(), { backend: fakeBackend(), model: "/models/fake.gguf", logger: silentLogger, onStep: (s) => steps.push(s.version) });
+    loops.push(loop);
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    const [v1] = listVersions(adapters());
+    expect(v1!.manifest).toMatchObject({
+      version: 1, name: "v000001", parent: null, baseModel: "fake-model", baseModelHash: "fakehash", step: 1,
+      sampleCount: 3, sampleIds: ["call-1", "call-2", "call-3"], rank: 16, alpha: 32,
+      targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    });
+    // A GGUF base model: llama.cpp-based servers need adapter.gguf.
+    expect(Object.keys(v1!.manifest.files)).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors"]);
+    for (const [f, h] of Object.entries(v1!.manifest.files)) expect(sha256File(path.join(v1!.dir, f))).toBe(h);
+    const status = await until("status", () => {
+      const s = readStatus(dataDir);
+      return s?.version === "v000001" && s.samplesWaiting === 1 ? s : null;
+    });
+    expect(status).toMatchObject({ state: "waiting", mode: "combined", lastStep: { version: "v000001", step: 1, samples: 3 } });
+    const rows = await until("train_steps row", async () => {
+      await loop.stop();
+      const reader = await Store.open({ dataDir });
+      const r = await reader.list("train_steps");
+      await reader.close();
+      return r.length ? r : null;
+    });
+    expect(rows[0]).toMatchObject({ id: "v000001", version: "v000001", step: 1, samples: 3, sampleIds: ["call-1", "call-2", "call-3"], mode: "combined", lr: 0.1, behaviourMismatch: expect.any(Number) });
+    expect(rows[0]!.meanReward).toBeCloseTo(1 / 3, 12);
+    expect(steps).toEqual(["v000001"]);
+    expect(readStatus(dataDir)?.state).toBe("stopped");
+  });
+
+  it("runs a partial batch once its oldest sample has waited T seconds", async () => {
+    await start(config({ maxWaitSec: 0.3 }));
+    await addJudged(1, 1);
+    const t0 = Date.now();
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(sampleIdsByVersion()).toEqual([["call-1"]]);
+  });
+
+  it("counts judged turns without a training signal as skipped instead of waiting, and picks them up when the judgment changes", async () => {
+    await addJudged(1, 3, () => 0);
+    writer.put("turns", makeTurn(4, { turnType: "side" }));
+    writer.put("judgments", judgment(4, 1));
+    await writer.flush();
+    const loop = await start(config({ maxWaitSec: 0, mode: "combined" }));
+    await until("skips", () => readStatus(dataDir)?.samplesSkipped["no-signal"] === 3);
+    expect(loop.status()).toMatchObject({ samplesWaiting: 0, version: null });
+    // Explicit feedback overrides the model judge: same id, new score.
+    writer.put("judgments", judgment(2, -1));
+    writer.put("judgments", judgment(3, 0, "Answer in one sentence."));
+    await writer.flush();
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    expect(sampleIdsByVersion()).toEqual([["call-2", "call-3"]]);
+    expect(loop.status().samplesSkipped["no-signal"]).toBe(1);
+  });
+
+  it("in opd mode trains the turns that carry a hint, against the teacher prompt, and skips the rest", async () => {
+    await addJudged(1, 2, (i) => (i === 1 ? 1 : 0), (i) => (i === 2 ? "Be brief." : null));
+    const backend = fakeBackend();
+    await start(config({ maxWaitSec: 0, mode: "opd" }), backend);
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    expect(sampleIdsByVersion()).toEqual([["call-2"]]);
+    expect(backend.engine!.calls.score[0]!.items).toHaveLength(2); // student + teacher
+    expect(readStatus(dataDir)?.samplesSkipped["no-signal"]).toBe(1);
+  });
+
+  it("survives engine failures: the error shows in the status, nothing half-written, the batch is retried", async () => {
+    await addJudged(1, 3);
+    const backend = fakeBackend();
+    const origCreate = backend.createEngine.bind(backend);
+    backend.createEngine = async (...args) => {
+      const e = await origCreate(...args);
+      (e as { failNext: number }).failNext = 2;
+      return e;
+    };
+    await start(config({ maxWaitSec: 0 }), backend);
+    await until("an error in the status", () => readStatus(dataDir)?.lastError?.message === "fake engine failure");
+    expect(fs.readdirSync(adapters()).filter((n) => !n.startsWith("."))).toEqual([]);
+    await until("v000001 after the retries", () => listVersions(adapters()).length === 1, 10_000);
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2", "call-3"]]);
+    expect(readStatus(dataDir)?.lastError).toBe(null);
+  });
+
+  it("sets a sample aside after three failed steps and trains the others", async () => {
+    await addJudged(1, 2);
+    const backend = fakeBackend();
+    const origCreate = backend.createEngine.bind(backend);
+    backend.createEngine = async (...args) => {
+      const e = await origCreate(...args);
+      const step = e.trainStep.bind(e);
+      e.trainStep = async (items, ...rest) => {
+        if (items.some((it) => it.promptIds[2] === 101)) throw new Error("poison");
+        return step(items, ...rest);
+      };
+      return e;
+    };
+    await start(config({ maxWaitSec: 0, batchSize: 1 }), backend);
+    await until("v000001", () => listVersions(adapters()).length === 1, 15_000);
+    expect(sampleIdsByVersion()).toEqual([["call-2"]]);
+    await until("quarantine count", () => readStatus(dataDir)?.samplesSkipped.failed === 1);
+  });
+
+  it("refuses to continue adapters trained on another base model", async () => {
+    await addJudged(1, 3);
+    const loop = await start(config({ maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await loop.stop();
+    const other = { ...fakeModel(), hash: "otherhash", name: "other-model" };
+    const backend = { ...fakeBackend(), loadModel: async () => other };
+    await expect(startTrainLoop(config(), { backend, model: "/x.gguf", logger: silentLogger })).rejects.toThrow(/trained on fake-model.*not on other-model/);
+    // The failed start released the store lock: a correct start works.
+    await start(config());
+  });
+
+  it("uses each sample `epochs` times, least-used first", async () => {
+    await addJudged(1, 2);
+    await start(config({ maxWaitSec: 0, batchSize: 2, epochs: 2 }));
+    await until("two versions", () => listVersions(adapters()).length === 2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2"], ["call-1", "call-2"]]);
+  });
+
+  it("resumes in-process from the last version and its optimizer state: same result as an uninterrupted run", async () => {
+    await addJudged(1, 2);
+    const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await a.stop();
+    expect(new TrainerState(path.join(dataDir, "trainer")).loadOptimizer("v000001")).not.toBe(null);
+    await addJudged(3, 6);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    const resumed = sha256File(path.join(adapters(), "v000003", "adapter_model.safetensors"));
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2"], ["call-3", "call-4"], ["call-5", "call-6"]]);
+
+    // The same turns in one uninterrupted run.
+    const first = dataDir;
+    for (const l of loops.splice(0)) await l.stop();
+    await writer.close();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
+    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await addJudged(1, 6);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    expect(sha256File(path.join(adapters(), "v000003", "adapter_model.safetensors"))).toBe(resumed);
+    fs.rmSync(first, { recursive: true, force: true });
+  });
+});
+
+describe("train loop killed with SIGKILL (a real child process)", () => {
+  const child = path.join(import.meta.dirname, "testing", "train-child.ts");
+
+  function run(dir: string, env: Record<string, string> = {}): { proc: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+    const proc = spawn(process.execPath, ["--import", "tsx", child], {
+      env: {
+        ...process.env,
+        CLAWLOOP_HOME: dir,
+        CLAWLOOP_TRAIN_BATCH_SIZE: "3",
+        CLAWLOOP_TRAIN_MAX_WAIT_SEC: "0",
+        CLAWLOOP_TRAIN_POLL_MS: "30",
+        CLAWLOOP_TRAIN_LR: "0.1",
+        CLAWLOOP_TRAIN_CRASH_AT: "",
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      proc.on("exit", (code, signal) => {
+        if (code) process.stderr.write(stderr);
+        resolve({ code, signal });
+      }),
+    );
+    return { proc, exit };
+  }
+
+  async function runToEnd(dir: string, versions: number): Promise<void> {
+    const { proc, exit } = run(dir);
+    await until(`${versions} versions`, () => listVersions(path.join(dir, "adapters")).length === versions && readStatus(dir)?.samplesWaiting === 0, 30_000);
+    proc.kill("SIGTERM");
+    expect((await exit).code).toBe(0);
+  }
+
+  it("continues from the last version and optimizer state after kills at every point, reusing no sample and skipping none", async () => {
+    await addJudged(1, 10);
+    // Reference: one uninterrupted run over the same ten turns (batches 3, 3, 3, 1).
+    const refDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-ref-"));
+    fs.cpSync(path.join(dataDir, "store"), path.join(refDir, "store"), { recursive: true });
+    await runToEnd(refDir, 4);
+    const reference = listVersions(path.join(refDir, "adapters"));
+
+    const kills: [string, Record<string, string>][] = [
+      ["right after the rename of v000001", { CLAWLOOP_TRAIN_CRASH_AT: "after-version:1" }],
+      ["with v000002's optimizer state written but the version not yet renamed", { CLAWLOOP_TRAIN_CRASH_AT: "before-version:1" }],
+      ["at the start of a step", { CLAWLOOP_TRAIN_CRASH_AT: "step-start:1" }],
+    ];
+    for (const [what, env] of kills) {
+      const { exit } = run(dataDir, env);
+      expect((await exit).signal, what).toBe("SIGKILL");
+      expect(listVersions(adapters()).map((v) => v.name), what).toEqual(["v000001"]);
+      if (env.CLAWLOOP_TRAIN_CRASH_AT === "before-version:1") {
+        // The interrupted step left its optimizer state and a temporary directory: never a version.
+        expect(fs.existsSync(path.join(dataDir, "trainer", "optim-v000002.bin"))).toBe(true);
+        expect(fs.readdirSync(adapters()).some((n) => n.startsWith(".tmp-v000002"))).toBe(true);
+      }
+    }
+
+    // Mid-step, from outside: the step takes 400 ms; kill while the status says "training".
+    const slow = run(dataDir, { STEP_DELAY_MS: "400" });
+    await until("a step in progress", () => readStatus(dataDir)?.state === "training" && readStatus(dataDir)?.pid === slow.proc.pid);
+    slow.proc.kill("SIGKILL");
+    await slow.exit;
+    expect(fs.readdirSync(adapters()).filter((n) => n.startsWith("v"))).toEqual(["v000001"]);
+
+    await runToEnd(dataDir, 4);
+    const resumed = listVersions(adapters());
+    expect(resumed.map((v) => v.manifest.sampleIds)).toEqual(reference.map((v) => v.manifest.sampleIds));
+    expect(resumed.flatMap((v) => v.manifest.sampleIds).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `call-${i + 1}`).sort());
+    // Same adapter bytes as the uninterrupted run: the optimizer moments were restored, not restarted.
+    for (let i = 0; i < 4; i++) expect(resumed[i]!.manifest.files).toEqual(reference[i]!.manifest.files);
+    // No leftovers; one train_steps row per version (v000001's was put again after the kill that lost it).
+    expect(fs.readdirSync(adapters()).filter((n) => n.startsWith("."))).toEqual([]);
+    const reader = await Store.open({ dataDir });
+    expect((await reader.list("train_steps", { orderBy: "step" })).map((r) => r.version)).toEqual(["v000001", "v000002", "v000003", "v000004"]);
+    await reader.close();
+    fs.rmSync(refDir, { recursive: true, force: true });
+  }, 120_000);
+});

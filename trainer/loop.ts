@@ -1,0 +1,373 @@
+// The continuous train loop: polls the store for judged main-line turns, steps the LoRA adapter
+// on each batch, and writes every step as a new adapter version. It never talks to the serving
+// path; the sidecar picks new versions up from the adapters directory.
+//
+// Crash safety: a step writes, in order, the optimizer state and metrics of the new version
+// (outside the version directory), then the version directory (temporary name → rename), then the
+// train_steps row. A restart resumes from the newest complete version and its optimizer state and
+// takes "already trained on" from the manifests, so no sample is reused and none skipped.
+import fs from "node:fs";
+import path from "node:path";
+import type { LoraAdapter } from "../adapters/index.js";
+import { createLogger, dataPaths, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
+import { TARGET_MODULES } from "../adapters/index.js";
+import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
+import { decideBatch, ReadyClock } from "./batching.js";
+import type { Optimizer, TrainEngine } from "./compute.js";
+import { crashPoint } from "./crash.js";
+import type { LoadedModel } from "./engine/model/types.js";
+import type { Progress } from "./progress.js";
+import { StoreSampleSource, type ReadySample } from "./source.js";
+import { writeStatus, type TrainStatus } from "./status.js";
+import { TrainerState } from "./state.js";
+import { trainOnBatch, type StepSettings } from "./step.js";
+import { listVersions, removeTemporaries, trainedCounts, versionName, writeAdapterDir, type VersionEntry } from "./versions.js";
+
+export interface TrainLoopOptions {
+  /** Defaults to the real engine, model loader and adapter formats. */
+  backend?: TrainBackend;
+  /** Overrides train.model / serve.model. */
+  model?: string | null;
+  logger?: Logger;
+  progress?: Progress | null;
+  /** Called after each version is written. */
+  onStep?: (step: TrainStep) => void;
+}
+
+export interface TrainLoop {
+  /** Resolves once the loop has stopped: after stop(), or with the error that ended it. */
+  readonly done: Promise<void>;
+  /** Finishes the step in progress (if any), writes it, and stops. */
+  stop(): Promise<void>;
+  status(): TrainStatus;
+}
+
+/** A sample that took part in this many failed steps is set aside until the next restart. */
+const MAX_FAILURES = 3;
+const TREND = 24;
+
+export function stepSettings(config: Config): StepSettings {
+  const t = config.train;
+  return {
+    mode: t.mode,
+    epsLow: t.epsLow,
+    epsHigh: t.epsHigh,
+    klCoef: t.klCoef,
+    gapClip: t.gapClip,
+    wRl: t.wRl,
+    wOpd: t.wOpd,
+    teacher: t.teacher,
+    oldLogprobs: t.oldLogprobs,
+  };
+}
+
+export function peftModuleNames(shape: LoraShape): string[] {
+  return shape.targets.map((t) => TARGET_MODULES[t].split(".").pop()!);
+}
+
+export async function defaultBackend(): Promise<TrainBackend> {
+  const { realBackend } = await import("./real-backend.js");
+  return realBackend;
+}
+
+export async function startTrainLoop(config: Config, opts: TrainLoopOptions = {}): Promise<TrainLoop> {
+  const logger = opts.logger ?? createLogger("train", config.logLevel);
+  const backend = opts.backend ?? (await defaultBackend());
+  const source = modelSourceOf(config, opts.model);
+  const adaptersDir = dataPaths(config.dataDir, config.adapters.dir).adapters;
+  const state = TrainerState.forDataDir(config.dataDir);
+
+  // The store lock on train_steps also keeps a second trainer off this data directory.
+  const store = await Store.open({ dataDir: config.dataDir, writes: ["train_steps"], logger });
+  let model: LoadedModel | null = null;
+  let engine: TrainEngine | null = null;
+  try {
+    model = await backend.loadModel(source);
+    const loop = new ContinuousTrainer(config, backend, model, store, state, adaptersDir, logger, opts);
+    await loop.resume();
+    engine = await backend.createEngine(model, loop.shape, config.train, logger);
+    loop.engine = engine;
+    loop.run();
+    return loop;
+  } catch (err) {
+    await engine?.close?.();
+    model?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+class ContinuousTrainer implements TrainLoop {
+  engine: TrainEngine | null = null;
+  shape: LoraShape;
+  done!: Promise<void>;
+  private adapter!: LoraAdapter;
+  private optimizer!: Optimizer;
+  private latest: VersionEntry | null = null;
+  private uses = new Map<string, number>();
+  private failures = new Map<string, number>();
+  private quarantined = new Set<string>();
+  private clock = new ReadyClock();
+  private sampleSource: StoreSampleSource;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private current: TrainStatus;
+  private readonly settings: StepSettings;
+
+  constructor(
+    private readonly config: Config,
+    private readonly backend: TrainBackend,
+    private readonly model: LoadedModel,
+    private readonly store: Store,
+    private readonly state: TrainerState,
+    private readonly adaptersDir: string,
+    private readonly logger: Logger,
+    private readonly opts: TrainLoopOptions,
+  ) {
+    const t = config.train;
+    this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
+    this.settings = stepSettings(config);
+    this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens });
+    const now = new Date().toISOString();
+    this.current = {
+      pid: process.pid,
+      state: "starting",
+      mode: t.mode,
+      model: model.name,
+      samplesWaiting: 0,
+      samplesSkipped: { "no-signal": 0, "empty-response": 0, "too-long": 0, unrenderable: 0, failed: 0 },
+      awaitingTurn: 0,
+      version: null,
+      lastStep: null,
+      rewardTrend: [],
+      lastError: null,
+      startedAt: now,
+      updatedAt: now,
+    };
+  }
+
+  status(): TrainStatus {
+    return structuredClone(this.current);
+  }
+
+  /** Loads the newest complete version and its optimizer state, or starts a fresh adapter. */
+  async resume(): Promise<void> {
+    fs.mkdirSync(this.adaptersDir, { recursive: true });
+    const removed = removeTemporaries(this.adaptersDir);
+    if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
+    const versions = listVersions(this.adaptersDir);
+    this.uses = trainedCounts(versions);
+    this.latest = versions.at(-1) ?? null;
+    this.optimizer = this.backend.createOptimizer(this.config.train);
+    if (!this.latest) {
+      this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
+      this.state.prune(0);
+      this.publish({ state: "waiting" });
+      return;
+    }
+    const m = this.latest.manifest;
+    if (m.baseModelHash !== this.model.hash) {
+      throw new Error(
+        `the adapters in ${this.adaptersDir} were trained on ${m.baseModel} (hash ${m.baseModelHash}), not on ` +
+          `${this.model.name} (hash ${this.model.hash}); move them away or use another --data directory`,
+      );
+    }
+    this.adapter = await this.backend.readAdapter(this.latest.dir, this.model);
+    const c = this.adapter.config;
+    const t = this.config.train;
+    if (c.rank !== t.rank || c.alpha !== t.alpha || [...c.targets].sort().join() !== [...t.targets].sort().join()) {
+      this.logger.warn(
+        { adapter: { rank: c.rank, alpha: c.alpha, targets: c.targets }, config: { rank: t.rank, alpha: t.alpha, targets: t.targets } },
+        "continuing the existing adapter with its own rank, alpha and targets (the configured ones apply to a new lineage)",
+      );
+    }
+    this.shape = { rank: c.rank, alpha: c.alpha, targets: [...c.targets] };
+    const optim = this.state.loadOptimizer(this.latest.name);
+    if (optim) this.optimizer.loadState(optim);
+    else this.logger.warn({ version: this.latest.name }, "no optimizer state for the latest version; continuing with fresh moments");
+    this.state.prune(this.latest.version);
+    // The crash window between a version's rename and its train_steps row: put the row again (by id).
+    const step = this.state.loadStep(this.latest.name);
+    if (step) {
+      this.store.put("train_steps", step);
+      this.noteStep(step);
+    }
+    this.logger.info({ version: this.latest.name, step: m.step, trainedSamples: this.uses.size }, "resumed");
+    this.publish({ state: "waiting", version: this.latest.name });
+  }
+
+  run(): void {
+    this.done = this.loop().finally(() => this.shutdown());
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.done.catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    const t = this.config.train;
+    let backoffMs = 0;
+    while (!this.stopping) {
+      let sleepMs = t.pollMs;
+      try {
+        const scan = await this.sampleSource.scan(this.uses, t.epochs, this.quarantined);
+        // Samples of a failed step go to the back, so one bad sample does not hold up the others.
+        const fails = (id: string) => this.failures.get(id) ?? 0;
+        scan.ready.sort((a, b) => fails(a.sample.id) - fails(b.sample.id));
+        const now = Date.now();
+        this.clock.observe(scan.ready.map((r) => r.sample.id), now);
+        const decision = decideBatch(scan.ready, (r) => this.clock.firstSeen(r.sample.id), now, {
+          batchSize: t.batchSize,
+          maxWaitMs: t.maxWaitSec * 1000,
+        });
+        this.publish({
+          samplesWaiting: scan.ready.length,
+          samplesSkipped: { ...scan.skipped, failed: this.quarantined.size },
+          awaitingTurn: scan.awaitingTurn,
+        });
+        if (decision.batch) {
+          await this.step(decision.batch);
+          backoffMs = 0;
+          continue;
+        }
+        if (decision.dueInMs !== null) sleepMs = Math.min(sleepMs, Math.max(1, decision.dueInMs));
+        backoffMs = 0;
+      } catch (err) {
+        backoffMs = Math.min(Math.max(backoffMs * 2, 250), 60_000);
+        sleepMs = backoffMs;
+        this.logger.error({ err: (err as Error).message }, "train step failed");
+        this.publish({ state: "waiting", lastError: { message: (err as Error).message, at: new Date().toISOString() } });
+      }
+      await this.sleep(sleepMs);
+    }
+  }
+
+  private async step(batch: ReadySample[]): Promise<void> {
+    const samples = batch.map((r) => r.sample);
+    const ids = samples.map((s) => s.id);
+    const version = (this.latest?.version ?? 0) + 1;
+    const name = versionName(version);
+    const stepNo = (this.latest?.manifest.step ?? 0) + 1;
+    this.publish({ state: "training" });
+    const started = performance.now();
+    crashPoint("step-start");
+    try {
+      const outcome = await trainOnBatch(this.engine!, this.optimizer, this.adapter, samples, this.settings);
+      const row: TrainStep = {
+        id: name,
+        step: stepNo,
+        version: name,
+        mode: this.config.train.mode,
+        loss: outcome.loss,
+        lossRl: outcome.lossRl,
+        lossOpd: outcome.lossOpd,
+        klToBase: outcome.klToBase,
+        meanReward: outcome.meanReward,
+        meanAbsAdvantage: outcome.meanAbsAdvantage,
+        gradNorm: outcome.gradNorm,
+        tokens: outcome.tokens,
+        samples: outcome.samples,
+        sampleIds: ids,
+        lr: this.config.train.lr,
+        durationMs: 0,
+        behaviourMismatch: outcome.behaviourMismatch,
+        createdAt: "",
+      };
+      const gguf = wantsGguf(this.config.train.gguf, this.model.source);
+      row.durationMs = performance.now() - started;
+      row.createdAt = new Date().toISOString();
+      // The optimizer state must exist whenever the version does: write it first.
+      this.state.save(name, this.optimizer.saveState(), row);
+      const dir = path.join(this.adaptersDir, name);
+      const manifest = await writeAdapterDir(
+        dir,
+        { version, name },
+        {
+          parent: this.latest?.name ?? null,
+          baseModel: this.model.name,
+          baseModelHash: this.model.hash,
+          step: stepNo,
+          sampleCount: ids.length,
+          sampleIds: ids,
+          rank: this.shape.rank,
+          alpha: this.shape.alpha,
+          targetModules: peftModuleNames(this.shape),
+        },
+        (tmp) => this.backend.writeAdapter(tmp, this.adapter, this.model, { gguf }),
+        () => crashPoint("before-version"),
+      );
+      crashPoint("after-version");
+      this.store.put("train_steps", row);
+      this.latest = { version, name, dir, manifest };
+      this.state.prune(version);
+      for (const id of ids) {
+        this.uses.set(id, (this.uses.get(id) ?? 0) + 1);
+        this.failures.delete(id);
+      }
+      this.sampleSource.forget(ids.filter((id) => (this.uses.get(id) ?? 0) >= this.config.train.epochs));
+      this.noteStep(row);
+      this.publish({ state: "waiting", version: name, lastError: null });
+      this.opts.onStep?.(row);
+    } catch (err) {
+      // The adapter and optimizer may be ahead of what is on disk: go back to the last version.
+      for (const id of ids) {
+        const n = (this.failures.get(id) ?? 0) + 1;
+        this.failures.set(id, n);
+        if (n >= MAX_FAILURES) {
+          this.quarantined.add(id);
+          this.logger.error({ sample: id }, `sample set aside after ${n} failed steps (retried after a restart)`);
+        }
+      }
+      await this.resume().catch((e: unknown) => this.logger.error({ err: (e as Error).message }, "could not reload the last version"));
+      throw err;
+    }
+  }
+
+  private noteStep(row: TrainStep): void {
+    this.current.rewardTrend = [...this.current.rewardTrend, row.meanReward].slice(-TREND);
+    this.current.lastStep = {
+      version: row.version,
+      step: row.step,
+      loss: row.loss,
+      meanReward: row.meanReward,
+      samples: row.samples,
+      durationMs: row.durationMs,
+      at: row.createdAt,
+    };
+  }
+
+  private publish(patch: Partial<TrainStatus>): void {
+    this.current = { ...this.current, ...patch, updatedAt: new Date().toISOString() };
+    try {
+      writeStatus(this.config.dataDir, this.current);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, "could not write the status file");
+    }
+    this.opts.progress?.update(this.current);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  private async shutdown(): Promise<void> {
+    this.publish({ state: "stopped" });
+    this.opts.progress?.close();
+    await this.engine?.close?.();
+    this.model.close();
+    await this.store.close();
+  }
+}
