@@ -295,9 +295,14 @@ export class Engine {
 
   // ---- validation ---------------------------------------------------------------------------
 
-  private checkItem(item: ScoreItem | TrainItem, i: number, train: boolean): void {
+  /** Throws the error score (or trainStep) would throw for this item, without computing anything. */
+  validate(item: ScoreItem | TrainItem, kind: "score" | "train" = "score"): void {
+    this.checkItem(item, 0, kind === "train", false);
+  }
+
+  private checkItem(item: ScoreItem | TrainItem, i: number, train: boolean, named = true): void {
     const bad = (msg: string): never => {
-      throw new Error(`item ${i}: ${msg}`);
+      throw new Error(named ? `item ${i}: ${msg}` : msg);
     };
     if (!item || !Array.isArray(item.promptIds) || !Array.isArray(item.responseIds)) bad("needs promptIds and responseIds arrays");
     const V = this.config.vocabSize;
