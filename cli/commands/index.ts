@@ -3,11 +3,10 @@ import type { Command } from "commander";
 import { register as exportCommand } from "./export.js";
 import { register as judge } from "./judge.js";
 import { register as score } from "./score.js";
-import { register as score } from "./score.js";
 import { register as openclaw } from "./openclaw.js";
 import { register as sidecar } from "./sidecar.js";
 import { register as train } from "./train.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score, score];
+export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score];
