@@ -1,0 +1,328 @@
+// bench:proxy — what the sidecar costs a client, measured side by side in one run.
+//
+// A scripted vLLM-dialect upstream streams answers at a fixed token rate (its own process); the real
+// `clawloop sidecar` runs in front of it (its own process, so its CPU and RSS are its own); this
+// process is the client. Every scenario alternates direct and through-the-sidecar rounds so drift
+// hits both alike, and reports time to first byte and total time (p50/p99), throughput, and the
+// sidecar's CPU and RSS. Then 10,000 calls are recorded and the sidecar's RSS is read again.
+//
+// The request is OpenClaw-sized (a ~40 KB system prompt and a dozen tool schemas, tagged with the
+// plugin's headers), and the upstream kind is vLLM, so the sidecar takes its most expensive path:
+// capture fields added to every request, and every streamed event parsed and rewritten.
+//
+//   npm run build && npm run bench:proxy            (full run, a few minutes on 2 cores)
+//   node dist/bench/proxy.js --quick                (fewer rounds, for a smoke run)
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startScriptedUpstream } from "../fixtures/upstream/index.js";
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: "string", default: "main" },
+    quick: { type: "boolean", default: false },
+    tokens: { type: "string", default: "32" },
+    tps: { type: "string", default: "200" },
+    turns: { type: "string", default: "10000" },
+  },
+});
+
+const TOKENS = Number(args.tokens);
+const TPS = Number(args.tps);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+// ---------------------------------------------------------------------------------------------
+// The upstream process
+
+async function runUpstream(): Promise<void> {
+  const words = Array.from({ length: TOKENS }, (_, i) => `tok${i}`).join(" ");
+  const up = await startScriptedUpstream({
+    kind: "vllm",
+    logLimit: 1,
+    reply: (q) => (q.headers["x-bench-unpaced"] ? { text: words, tokenDelayMs: 0 } : { text: words }),
+    tokensPerSecond: TPS,
+  });
+  process.stdout.write(JSON.stringify({ url: up.url }) + "\n");
+  process.on("SIGTERM", () => void up.close().then(() => process.exit(0)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function waitForJsonLine(child: ChildProcess, pick: (rec: Record<string, unknown>) => string | null): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const rl = readline.createInterface({ input: child.stdout! });
+    rl.on("line", (line) => {
+      try {
+        const v = pick(JSON.parse(line) as Record<string, unknown>);
+        if (v) resolve(v);
+      } catch {
+        // not JSON
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`child exited early with ${code}`)));
+  });
+}
+
+const TICK = 100; // USER_HZ on Linux
+
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICK;
+}
+
+function rssMb(pid: number): { rss: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+function openClawRequest(i: number): { body: Buffer; headers: Record<string, string> } {
+  const system = "You are a personal assistant running inside OpenClaw. ".repeat(720);
+  const tools = Array.from({ length: 12 }, (_, t) => ({
+    type: "function",
+    function: {
+      name: `tool_${t}`,
+      description: "Does something useful with files, the shell or the web. ".repeat(6),
+      parameters: { type: "object", properties: { path: { type: "string" }, limit: { type: "integer" } }, required: ["path"] },
+    },
+  }));
+  const body = {
+    model: "scripted-model",
+    stream: true,
+    stream_options: { include_usage: true },
+    tool_choice: "auto",
+    max_completion_tokens: 1024,
+    tools,
+    messages: [
+      { role: "system", content: system },
+      { role: "user", content: `[Sat 2026-11-21 10:23 UTC] request ${i}: what's in my workspace?` },
+    ],
+  };
+  const run = `run-${i}`;
+  return {
+    body: Buffer.from(JSON.stringify(body)),
+    headers: {
+      "content-type": "application/json",
+      authorization: "Bearer sk-local-unused",
+      "x-session-id": `bench-${i % 50}`,
+      "x-openclaw-run-id": run,
+      "x-openclaw-call-id": `${run}:model:1`,
+      "x-turn-type": "main",
+    },
+  };
+}
+
+interface Sample {
+  ttfb: number;
+  total: number;
+  bytes: number;
+}
+
+function stream(url: string, agent: http.Agent, req: { body: Buffer; headers: Record<string, string> }, unpaced: boolean): Promise<Sample> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let ttfb = -1;
+    let bytes = 0;
+    const headers: Record<string, string | number> = { ...req.headers, "content-length": req.body.length };
+    if (unpaced) headers["x-bench-unpaced"] = "1";
+    const r = http.request(`${url}/v1/chat/completions`, { method: "POST", agent, headers }, (res) => {
+      res.on("data", (c: Buffer) => {
+        if (ttfb < 0) ttfb = performance.now() - t0;
+        bytes += c.length;
+      });
+      res.on("end", () => {
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+        else resolve({ ttfb, total: performance.now() - t0, bytes });
+      });
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end(req.body);
+  });
+}
+
+interface Phase {
+  samples: Sample[];
+  wallS: number;
+  cpuS: number;
+}
+
+async function phase(url: string, agent: http.Agent, concurrency: number, rounds: number, unpaced: boolean, pid: number, offset: number): Promise<Phase> {
+  const samples: Sample[] = [];
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    const batch = await Promise.all(
+      Array.from({ length: concurrency }, (_, i) => stream(url, agent, openClawRequest(offset + r * concurrency + i), unpaced)),
+    );
+    samples.push(...batch);
+  }
+  return { samples, wallS: (performance.now() - t0) / 1000, cpuS: cpuSeconds(pid) - cpu0 };
+}
+
+function merge(phases: Phase[]): Phase {
+  return {
+    samples: phases.flatMap((p) => p.samples),
+    wallS: phases.reduce((a, p) => a + p.wallS, 0),
+    cpuS: phases.reduce((a, p) => a + p.cpuS, 0),
+  };
+}
+
+const f = (x: number, d = 2) => x.toFixed(d);
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+async function main(): Promise<void> {
+  if (process.platform !== "linux") throw new Error("bench:proxy reads CPU and RSS from /proc (Linux only)");
+  const self = fileURLToPath(import.meta.url);
+  const children: ChildProcess[] = [];
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
+  try {
+    const upstream = spawn(process.execPath, [self, "--role", "upstream", "--tokens", String(TOKENS), "--tps", String(TPS)], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(upstream);
+    const upstreamUrl = await waitForJsonLine(upstream, (r) => (typeof r.url === "string" ? r.url : null));
+    const sidecar = spawn(
+      process.execPath,
+      [path.join(ROOT, "bin", "clawloop.js"), "sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    children.push(sidecar);
+    const sidecarUrl = await waitForJsonLine(sidecar, (r) => (r.msg === "sidecar listening" && typeof r.url === "string" ? r.url : null));
+    const pid = sidecar.pid!;
+    const token = fs.readFileSync(path.join(data, "token"), "utf8").trim();
+    const agentDirect = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+    const agentSidecar = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+    const bodyKb = openClawRequest(0).body.length / 1024;
+
+    console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}`);
+    console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s; request body ${f(bodyKb, 1)} KB, streamed, tagged`);
+    console.log("direct and sidecar rounds alternate; the sidecar runs in its own process\n");
+
+    // Warm both paths (connections, JIT).
+    await phase(upstreamUrl, agentDirect, 8, 3, true, pid, 0);
+    await phase(sidecarUrl, agentSidecar, 8, 3, true, pid, 0);
+
+    const q = args.quick;
+    const scenarios = [
+      { name: "1 stream", c: 1, rounds: q ? 20 : 120, unpaced: false },
+      { name: "16 streams", c: 16, rounds: q ? 4 : 20, unpaced: false },
+      { name: "64 streams", c: 64, rounds: q ? 2 : 10, unpaced: false },
+      { name: "64 streams, unpaced", c: 64, rounds: q ? 2 : 10, unpaced: true },
+    ];
+    const rows: string[][] = [];
+    const verdicts: { ttfb50: number; ttfb99: number; tputRatio64: number } = { ttfb50: 0, ttfb99: 0, tputRatio64: 1 };
+    let offset = 1000;
+    for (const s of scenarios) {
+      const direct: Phase[] = [];
+      const via: Phase[] = [];
+      // Interleave in slices of a few rounds.
+      const slice = Math.max(1, Math.floor(s.rounds / 5));
+      for (let done = 0; done < s.rounds; done += slice) {
+        const n = Math.min(slice, s.rounds - done);
+        direct.push(await phase(upstreamUrl, agentDirect, s.c, n, s.unpaced, pid, offset));
+        offset += n * s.c;
+        via.push(await phase(sidecarUrl, agentSidecar, s.c, n, s.unpaced, pid, offset));
+        offset += n * s.c;
+      }
+      const d = merge(direct);
+      const v = merge(via);
+      const tput = (p: Phase) => (p.samples.length * TOKENS) / p.wallS;
+      const ttfbD = d.samples.map((x) => x.ttfb);
+      const ttfbV = v.samples.map((x) => x.ttfb);
+      const totD = d.samples.map((x) => x.total);
+      const totV = v.samples.map((x) => x.total);
+      const mem = rssMb(pid);
+      rows.push([
+        s.name,
+        `${f(pct(ttfbD, 50))} / ${f(pct(ttfbV, 50))} (+${f(pct(ttfbV, 50) - pct(ttfbD, 50))})`,
+        `${f(pct(ttfbD, 99))} / ${f(pct(ttfbV, 99))} (+${f(pct(ttfbV, 99) - pct(ttfbD, 99))})`,
+        `${f(pct(totD, 50), 1)} / ${f(pct(totV, 50), 1)}`,
+        `${f(pct(totD, 99), 1)} / ${f(pct(totV, 99), 1)}`,
+        `${f(tput(d), 0)} / ${f(tput(v), 0)} (${f(tput(v) / tput(d), 3)})`,
+        `${f((v.cpuS / v.wallS) * 100, 0)}%`,
+        `${f(mem.rss, 0)}`,
+      ]);
+      if (s.c === 1) {
+        verdicts.ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
+        verdicts.ttfb99 = pct(ttfbV, 99) - pct(ttfbD, 99);
+      }
+      if (s.c === 64 && !s.unpaced) verdicts.tputRatio64 = tput(v) / tput(d);
+    }
+    const header = ["scenario", "TTFB p50 ms direct / sidecar (+added)", "TTFB p99 ms", "total p50 ms", "total p99 ms", "throughput tok/s (ratio)", "sidecar CPU", "RSS MB"];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+    console.log(line(header));
+    console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
+    for (const r of rows) console.log(line(r));
+
+    // 10,000 recorded calls: RSS afterwards.
+    const N = q ? 1000 : Number(args.turns);
+    const before = await status(sidecarUrl, token);
+    const t0 = performance.now();
+    const cpu0 = cpuSeconds(pid);
+    let sent = 0;
+    const workers = Array.from({ length: 32 }, async () => {
+      for (;;) {
+        const i = sent++;
+        if (i >= N) return;
+        await stream(sidecarUrl, agentSidecar, openClawRequest(100_000 + i), true);
+      }
+    });
+    await Promise.all(workers);
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = cpuSeconds(pid) - cpu0;
+    // Let the store's flusher catch up, then read memory.
+    let after = await status(sidecarUrl, token);
+    for (let i = 0; i < 600 && after.waitingInLog > 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      after = await status(sidecarUrl, token);
+    }
+    const mem = rssMb(pid);
+    console.log(
+      `\n${N} more calls recorded (32 at a time, unpaced, ${f(bodyKb, 0)} KB requests): ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu / wall) * 100, 0)}%`,
+    );
+    console.log(
+      `turns in the store: ${before.turns} → ${after.turns} (+${after.turns - before.turns}), waiting in the log: ${after.waitingInLog}; sidecar RSS ${f(mem.rss, 0)} MB (peak ${f(mem.peak, 0)} MB)`,
+    );
+    const ok = (b: boolean) => (b ? "met" : "NOT met");
+    console.log("\ntargets:");
+    console.log(`  added TTFB p50 < 1 ms (1 stream):    ${f(verdicts.ttfb50, 3)} ms — ${ok(verdicts.ttfb50 < 1)}`);
+    console.log(`  added TTFB p99 < 5 ms (1 stream):    ${f(verdicts.ttfb99, 3)} ms — ${ok(verdicts.ttfb99 < 5)}`);
+    console.log(`  throughput at 64 streams ≥ 0.95×:     ${f(verdicts.tputRatio64, 3)} — ${ok(verdicts.tputRatio64 >= 0.95)}`);
+    console.log(`  RSS < 200 MB after ${N} turns:      ${f(mem.rss, 0)} MB — ${ok(mem.rss < 200)}`);
+    if (after.turns - before.turns !== N) console.log(`  WARNING: expected ${N} new turns, the store has ${after.turns - before.turns}`);
+    agentDirect.destroy();
+    agentSidecar.destroy();
+  } finally {
+    for (const c of children.reverse()) {
+      c.kill("SIGTERM");
+      await new Promise((r) => c.once("exit", r));
+    }
+    fs.rmSync(data, { recursive: true, force: true });
+  }
+}
+
+async function status(url: string, token: string): Promise<{ turns: number; waitingInLog: number }> {
+  const res = await fetch(`${url}/clawloop/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  const s = (await res.json()) as { counts: { turns: number }; store: { waitingInLog: number } };
+  return { turns: s.counts.turns, waitingInLog: s.store.waitingInLog };
+}
+
+if (args.role === "upstream") {
+  await runUpstream();
+} else {
+  await main();
+}
