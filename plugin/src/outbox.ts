@@ -63,7 +63,11 @@ export class Outbox {
     this.retryBaseMs = opts.retryBaseMs ?? 500;
     this.retryMaxMs = opts.retryMaxMs ?? 15_000;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 5_000;
-    fs.mkdirSync(this.pendingDir, { recursive: true });
+    try {
+      fs.mkdirSync(this.pendingDir, { recursive: true });
+    } catch (err) {
+      this.warn(`clawloop: cannot create the event spool ${this.pendingDir}: ${(err as Error).message}`);
+    }
   }
 
   /** Spools the events (synchronously: a few hundred microseconds) and schedules a send. */
@@ -79,7 +83,11 @@ export class Outbox {
       } catch (err) {
         // A full or read-only disk must not break the agent; the event is lost and we say so.
         this.warn(`clawloop: could not spool event ${ev.id}: ${(err as Error).message}`);
-        fs.rmSync(tmp, { force: true });
+        try {
+          fs.rmSync(tmp, { force: true });
+        } catch {
+          // the spool directory itself is unusable
+        }
       }
     }
     this.schedule(this.flushDelayMs);
@@ -92,7 +100,8 @@ export class Outbox {
 
   /** Sends everything spooled now; resolves when the spool is empty or a send failed. Never rejects. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
+    // A drain already under way may have listed the spool before the newest events: run again after it.
+    if (this.flushing) return this.flushing.then(() => this.flush());
     this.clearTimer();
     this.flushing = this.drain()
       .catch((err: unknown) => this.warn(`clawloop: event delivery failed: ${String(err)}`))

@@ -1,0 +1,122 @@
+// The real OpenClaw for end-to-end tests: openclaw@2026.9.6 and a Node it accepts (≥ 24.16, from
+// the npm registry's `node-<platform>-<arch>` package, since the test host runs Node 20), installed
+// once into .cache/openclaw/ (ignored by git). A lock directory keeps parallel test files from
+// installing at the same time; a `.ready` marker says the install is complete.
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { CACHE_DIR } from "./model-fixture.js";
+
+const exec = promisify(execFile);
+
+export const OPENCLAW_VERSION = "2026.9.6";
+export const NODE_VERSION = "24.21.0";
+
+export interface OpenClawInstall {
+  dir: string;
+  /** Folder holding the `node` that runs OpenClaw. */
+  nodeBinDir: string;
+  /** The `openclaw` command. */
+  openclawBin: string;
+  /** An environment running OpenClaw in isolation: its own HOME, state directory and config. */
+  env(p: { home: string; stateDir: string; configPath?: string; extra?: NodeJS.ProcessEnv }): NodeJS.ProcessEnv;
+}
+
+function installDir(): string {
+  return path.join(CACHE_DIR, "openclaw", `openclaw-${OPENCLAW_VERSION}-node-${NODE_VERSION}-${process.platform}-${process.arch}`);
+}
+
+function describe(dir: string): OpenClawInstall {
+  const nodeBinDir = path.join(dir, "node_modules", `node-${process.platform}-${process.arch}`, "bin");
+  const openclawBin = path.join(dir, "node_modules", ".bin", "openclaw");
+  return {
+    dir,
+    nodeBinDir,
+    openclawBin,
+    env: ({ home, stateDir, configPath, extra }) => ({
+      ...process.env,
+      PATH: [nodeBinDir, path.dirname(openclawBin), process.env.PATH ?? ""].join(path.delimiter),
+      HOME: home,
+      OPENCLAW_STATE_DIR: stateDir,
+      OPENCLAW_CONFIG_PATH: configPath ?? path.join(stateDir, "openclaw.json"),
+      NO_COLOR: "1",
+      FORCE_COLOR: "0",
+      ...extra,
+    }),
+  };
+}
+
+async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15 * 60_000;
+  fs.mkdirSync(path.dirname(lockDir), { recursive: true });
+  for (;;) {
+    try {
+      fs.mkdirSync(lockDir);
+      fs.writeFileSync(path.join(lockDir, "pid"), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      // A holder that died leaves the lock behind: take it over.
+      const holder = Number(fs.readFileSync(path.join(lockDir, "pid"), { encoding: "utf8", flag: "a+" }) || 0);
+      if (holder && !alive(holder)) {
+        fs.rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockDir} (held by pid ${holder})`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function npmInstall(dir: string, spec: string, env: NodeJS.ProcessEnv): Promise<void> {
+  try {
+    await exec("npm", ["install", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error", spec], {
+      cwd: dir,
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 10 * 60_000,
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`npm install ${spec} failed: ${e.message}\n${e.stderr ?? ""}${e.stdout ?? ""}`);
+  }
+}
+
+/** Installs (once) and returns the cached OpenClaw. Works unattended (CI=true, no stdin). */
+export async function ensureOpenClaw(): Promise<OpenClawInstall> {
+  const dir = installDir();
+  const ready = path.join(dir, ".ready");
+  if (fs.existsSync(ready)) return describe(dir);
+  return withLock(`${dir}.lock`, async () => {
+    if (fs.existsSync(ready)) return describe(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "openclaw-for-tests", private: true }) + "\n");
+    const oc = describe(dir);
+    const env = { ...process.env, CI: "true", npm_config_yes: "true" };
+    // Node first: OpenClaw's install refuses to run its scripts under an older Node on the PATH.
+    await npmInstall(dir, `node-${process.platform}-${process.arch}@${NODE_VERSION}`, env);
+    await npmInstall(dir, `openclaw@${OPENCLAW_VERSION}`, { ...env, PATH: [oc.nodeBinDir, env.PATH ?? ""].join(path.delimiter) });
+    const { stdout } = await exec(oc.openclawBin, ["--version"], {
+      env: { ...env, PATH: [oc.nodeBinDir, env.PATH ?? ""].join(path.delimiter) },
+    });
+    if (!stdout.includes(OPENCLAW_VERSION)) throw new Error(`installed OpenClaw reports "${stdout.trim()}", expected ${OPENCLAW_VERSION}`);
+    fs.writeFileSync(ready, `${new Date().toISOString()}\n`);
+    return oc;
+  });
+}
