@@ -87,6 +87,8 @@ export const configSchema = z.object({
       logprobMargin: z.coerce.number().min(0).default(0.5),
       /** Log-prob judge prompt: the server's chat template via /tokenize ("auto" falls back to "text"). */
       logprobRender: z.enum(["auto", "tokenize", "text"]).default("auto"),
+      /** Log-prob judge: exact answer probabilities from prompt log-probs, or one generated token's top log-probs (cheaper). */
+      logprobScoring: z.enum(["continuation", "next-token"]).default("continuation"),
     })
     .prefault({}),
 

@@ -64,7 +64,7 @@ export interface CompletionChoice {
   /** `[null, {"<token id>": {logprob, rank, decoded_token}}, …]` */
   prompt_logprobs?: (Record<string, { logprob: number; rank?: number | null; decoded_token?: string | null }> | null)[] | null;
   prompt_token_ids?: number[] | null;
-  logprobs?: { tokens?: string[]; token_logprobs?: (number | null)[]; text_offset?: number[] } | null;
+  logprobs?: { tokens?: string[]; token_logprobs?: (number | null)[]; top_logprobs?: (Record<string, number> | null)[]; text_offset?: number[] } | null;
   [k: string]: unknown;
 }
 

@@ -92,6 +92,6 @@ export function createJudge(config: Config, opts: CreateJudgeOptions = {}): Comp
   const modelJudge =
     method === "prm"
       ? new PrmJudge(client, model, { votes: j.votes, temperature: j.temperature, maxTokens: j.maxTokens })
-      : new LogprobJudge(client, model, { margin: j.logprobMargin, render: j.logprobRender });
+      : new LogprobJudge(client, model, { margin: j.logprobMargin, render: j.logprobRender, scoring: j.logprobScoring });
   return new ComposedJudge({ rules, model: modelJudge, rulesFirst: opts.rulesFirst ?? j.rulesFirst });
 }

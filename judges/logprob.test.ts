@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { OpenAIClient } from "./client.js";
 import type { JudgeInput } from "./input.js";
-import { continuationScores, LogprobJudge, promptPositions } from "./logprob.js";
+import { answerLogprobs, continuationScores, LogprobJudge, promptPositions } from "./logprob.js";
 import { ModelName } from "./model-name.js";
 import { startScriptedJudge, type ScriptedJudge, type ScriptedJudgeOptions } from "./testing/scripted-judge.js";
 
@@ -23,15 +23,15 @@ function prefers(lp: { "1": number; "-1": number; "0": number }): ScriptedJudgeO
   return (text) => (text.endsWith("\\boxed{1}") ? lp["1"] : text.endsWith("\\boxed{-1}") ? lp["-1"] : lp["0"]);
 }
 
-async function judgeWith(opts: ScriptedJudgeOptions, margin = 0.5, render: "auto" | "tokenize" | "text" = "auto") {
+async function judgeWith(opts: ScriptedJudgeOptions, margin = 0.5, scoring: "continuation" | "next-token" = "continuation") {
   server = await startScriptedJudge(opts);
   const client = new OpenAIClient({ baseUrl: server.url, timeoutMs: 5000, retries: 0 });
-  const judge = new LogprobJudge(client, new ModelName(client, null), { margin, render });
+  const judge = new LogprobJudge(client, new ModelName(client, null), { margin, render: "auto", scoring });
   return { judge, verdict: await judge.judge(input) };
 }
 
 describe("log-prob judge", () => {
-  it("scores the three answers in one completions request with vLLM's prompt_logprobs + echo + max_tokens 0", async () => {
+  it("scores the three answers with vLLM's prompt_logprobs + echo + max_tokens 0", async () => {
     const { verdict } = await judgeWith({ score: prefers({ "1": -0.2, "-1": -3, "0": -2.5 }) });
     expect(verdict).toMatchObject({ score: 1, method: "logprob", votes: [1], hint: null, judgeModel: "judge-base" });
     const raw = JSON.parse(verdict.raw[0]!) as { logprobs: Record<string, number>; lead: number; render: string };
@@ -39,9 +39,11 @@ describe("log-prob judge", () => {
     expect(raw.logprobs).toEqual({ "1": -0.21, "-1": -3.02, "0": -2.51 });
     expect(raw.render).toBe("tokenize");
     const scoring = server!.requests.filter((r) => r.path === "/v1/completions");
-    expect(scoring).toHaveLength(1);
-    expect(scoring[0]!.body).toMatchObject({ max_tokens: 0, echo: true, prompt_logprobs: 0, temperature: 0 });
-    expect(Array.isArray(scoring[0]!.body!.prompt) && (scoring[0]!.body!.prompt as unknown[]).length).toBe(3);
+    expect(scoring).toHaveLength(3);
+    for (const r of scoring) {
+      expect(r.body).toMatchObject({ max_tokens: 0, echo: true, prompt_logprobs: 1, temperature: 0 });
+      expect(typeof (r.body!.prompt as unknown[])[0]).toBe("number");
+    }
     // The chat template came from the server: three chat /tokenize calls with the answer as a continued final message.
     const tok = server!.requests.filter((r) => r.path === "/tokenize");
     expect(tok).toHaveLength(3);
@@ -63,16 +65,38 @@ describe("log-prob judge", () => {
     expect((await judgeWith({ score: close }, 0.1)).verdict.score).toBe(1);
   });
 
-  it("falls back to a plain-text prompt when the server has no /tokenize, and to one request per answer without batching", async () => {
+  it("falls back to a plain-text prompt when the server has no /tokenize", async () => {
     const { verdict, judge } = await judgeWith({ tokenize: false, batchPrompts: false, score: prefers({ "1": -3, "-1": -0.2, "0": -3 }) });
     expect(verdict.score).toBe(-1);
     expect(judge.rendering).toBe("text");
     const scoring = server!.requests.filter((r) => r.path === "/v1/completions");
-    expect(scoring.map((r) => typeof r.body!.prompt)).toEqual(["object", "string", "string", "string"]);
+    expect(scoring.map((r) => typeof r.body!.prompt)).toEqual(["string", "string", "string"]);
+    expect(String(scoring[1]!.body!.prompt).endsWith("Assistant:\n\\boxed{-1}")).toBe(true);
   });
 
   it("fails clearly against a server without prompt log-probs (llama-server)", async () => {
     await expect(judgeWith({ promptLogprobs: false })).rejects.toThrow(/prompt_logprobs is not supported/);
+  });
+});
+
+describe("next-token scoring", () => {
+  it("decides from one generated token's top log-probs, over the server-rendered prompt ending in \\boxed{", async () => {
+    const { verdict } = await judgeWith({ score: prefers({ "1": -2.5, "-1": -0.2, "0": -3 }) }, 0.5, "next-token");
+    expect(verdict.score).toBe(-1);
+    expect(JSON.parse(verdict.raw[0]!)).toMatchObject({ logprobs: { "1": -2.5, "-1": -0.2, "0": -3 }, scoring: "next-token" });
+    const tok = server!.requests.filter((r) => r.path === "/tokenize");
+    expect(tok).toHaveLength(1);
+    expect((tok[0]!.body!.messages as { content: string }[]).at(-1)!.content).toBe("\\boxed{");
+    const gen = server!.requests.filter((r) => r.path === "/v1/completions");
+    expect(gen).toHaveLength(1);
+    expect(gen[0]!.body).toMatchObject({ max_tokens: 1, logprobs: 20, temperature: 0 });
+  });
+
+  it("groups tokens by the answer they start and bounds an answer missing from the top-k", () => {
+    const lps = answerLogprobs({ "1": Math.log(0.3), "1}": Math.log(0.1), "-": Math.log(0.2), " the": Math.log(0.05) });
+    expect(lps[0]).toBeCloseTo(Math.log(0.4));
+    expect(lps[1]).toBeCloseTo(Math.log(0.2));
+    expect(lps[2]).toBeCloseTo(Math.log(0.05));
   });
 });
 

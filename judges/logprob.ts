@@ -1,10 +1,10 @@
 // The log-prob judge: instead of sampling answers, score the three possible answers
 // (`\boxed{1}`, `\boxed{-1}`, `\boxed{0}`) as continuations of the judge prompt and compare their
-// probabilities. One scoring request (a batch of three prompts that share everything but the
-// answer), no sampling: deterministic, and far cheaper than m sampled votes.
+// probabilities. Three scoring requests sent together (the prompts share everything but the
+// answer), no sampling: deterministic, and no generated tokens.
 //
 // It uses vLLM's documented API: `POST /v1/completions` with `prompt_logprobs`, `echo` and
-// `max_tokens: 0`, reading `choices[i].prompt_logprobs` (per-position dicts keyed by token id).
+// `max_tokens: 0`, reading `choices[0].prompt_logprobs` (per-position dicts keyed by token id).
 // The chat template is applied by the server through `POST /tokenize` (chat form, with
 // `continue_final_message`) where the server has it; otherwise the prompt is a plain transcript.
 //
@@ -12,7 +12,14 @@
 // the three prompts share, i.e. log P(answer | prompt) computed exactly, whatever the tokenizer
 // does at the boundary. The verdict is the most likely answer, or 0 when it beats the runner-up
 // by less than `margin` nats.
-import type { Reward } from "../core/index.js";
+//
+// `scoring: "next-token"` is the cheap variant for servers whose prompt log-probs are slow (they
+// score every prompt position): the prompt ends with `\boxed{` and one generated token's top-20
+// log-probs decide, P(1) from tokens starting with "1", P(−1) from "-", P(0) from "0". It
+// treats the rest of each answer ("1}" after "-") as certain, which a model that writes the
+// format at all makes nearly true; an answer missing from the top 20 gets the 20th log-prob (an
+// upper bound).
+import type { ChatMessage, Reward } from "../core/index.js";
 import { EndpointError, type CompletionChoice, type CompletionResponse, type OpenAIClient } from "./client.js";
 import type { JudgeInput } from "./input.js";
 import type { ModelName } from "./model-name.js";
@@ -22,6 +29,8 @@ import type { Judge, Verdict } from "./verdict.js";
 export interface LogprobOptions {
   /** Minimum log-prob lead (nats) of the best answer over the second; below it the verdict is 0. */
   margin: number;
+  /** "continuation": exact, from prompt log-probs; "next-token": one generated token's top log-probs. */
+  scoring?: "continuation" | "next-token";
   /** "auto": the server's chat template via /tokenize when available, else a plain transcript. */
   render?: "auto" | "tokenize" | "text";
 }
@@ -77,7 +86,6 @@ export function continuationScores(seqs: Position[][]): number[] {
 export class LogprobJudge implements Judge {
   readonly name = "logprob";
   private render: "tokenize" | "text" | null;
-  private batch = true;
 
   constructor(
     private readonly client: OpenAIClient,
@@ -96,12 +104,7 @@ export class LogprobJudge implements Judge {
     const started = performance.now();
     const model = await this.model.get();
     const { messages } = buildJudgePrompt(input, "logprob");
-    const prompts = await this.prompts(model, messages);
-    const res = await this.score(model, prompts);
-    const byIndex = [...res.choices].sort((a, b) => a.index - b.index);
-    if (byIndex.length !== prompts.length) throw new EndpointError(`expected ${prompts.length} scored prompts, got ${byIndex.length}`, null, false);
-    const seqs = byIndex.map((c, i) => promptPositions(c, Array.isArray(prompts[i]) ? (prompts[i] as number[]) : null));
-    const totals = continuationScores(seqs);
+    const { totals, tokens } = this.opts.scoring === "next-token" ? await this.nextToken(model, messages) : await this.continuations(model, messages);
     const ranked = LOGPROB_ANSWERS.map((a, i) => ({ score: a.score, lp: totals[i]! })).sort((a, b) => b.lp - a.lp);
     const lead = ranked[0]!.lp - ranked[1]!.lp;
     const score: Reward = lead >= this.opts.margin ? ranked[0]!.score : 0;
@@ -109,27 +112,39 @@ export class LogprobJudge implements Judge {
       logprobs: Object.fromEntries(LOGPROB_ANSWERS.map((a, i) => [String(a.score), round(totals[i]!)])),
       lead: round(lead),
       margin: this.opts.margin,
+      scoring: this.opts.scoring ?? "continuation",
       render: this.render,
     });
-    return {
-      score,
-      method: "logprob",
-      votes: [score],
-      raw: [raw],
-      hint: null,
-      judgeModel: model,
-      costTokens: res.usage?.total_tokens ?? 0,
-      costMs: performance.now() - started,
-    };
+    return { score, method: "logprob", votes: [score], raw: [raw], hint: null, judgeModel: model, costTokens: tokens, costMs: performance.now() - started };
   }
 
-  private async prompts(model: string, messages: { role: string; content: unknown }[]): Promise<(string | number[])[]> {
+  /** log P(answer | prompt) of the three answers, from prompt log-probs. */
+  private async continuations(model: string, messages: ChatMessage[]): Promise<{ totals: number[]; tokens: number }> {
+    const prompts = await this.prompts(model, messages, LOGPROB_ANSWERS.map((a) => a.text));
+    const res = await this.score(model, prompts);
+    const byIndex = [...res.choices].sort((a, b) => a.index - b.index);
+    if (byIndex.length !== prompts.length) throw new EndpointError(`expected ${prompts.length} scored prompts, got ${byIndex.length}`, null, false);
+    const seqs = byIndex.map((c, i) => promptPositions(c, Array.isArray(prompts[i]) ? (prompts[i] as number[]) : null));
+    return { totals: continuationScores(seqs), tokens: res.usage?.total_tokens ?? 0 };
+  }
+
+  /** The three answers' first tokens, from one generated token's top log-probs. */
+  private async nextToken(model: string, messages: ChatMessage[]): Promise<{ totals: number[]; tokens: number }> {
+    const [prompt] = await this.prompts(model, messages, ["\\boxed{"]);
+    const res = await this.client.completions({ model, prompt: prompt as string, max_tokens: 1, logprobs: NEXT_TOKEN_TOP, temperature: 0 });
+    const top = res.choices?.[0]?.logprobs?.top_logprobs?.[0];
+    if (!top || typeof top !== "object") throw new EndpointError("the endpoint returned no top log-probs for the generated token", null, false);
+    return { totals: answerLogprobs(top as Record<string, number>), tokens: res.usage?.total_tokens ?? 0 };
+  }
+
+  /** The judge prompt with each of `answers` begun as the assistant's reply: token ids, or text. */
+  private async prompts(model: string, messages: ChatMessage[], answers: string[]): Promise<(string | number[])[]> {
     if (this.render !== "text") {
       const ids: number[][] = [];
-      for (const a of LOGPROB_ANSWERS) {
+      for (const answer of answers) {
         const t = await this.client.tokenize({
           model,
-          messages: [...messages, { role: "assistant", content: a.text }],
+          messages: [...messages, { role: "assistant", content: answer }],
           add_generation_prompt: false,
           continue_final_message: true,
           add_special_tokens: false,
@@ -141,36 +156,40 @@ export class LogprobJudge implements Judge {
         }
         ids.push(t.tokens);
       }
-      if (ids.length === LOGPROB_ANSWERS.length) {
+      if (ids.length === answers.length) {
         this.render = "tokenize";
         return ids;
       }
     }
-    return LOGPROB_ANSWERS.map((a) => plainTranscript(messages as never, a.text));
+    return answers.map((a) => plainTranscript(messages, a));
   }
 
+  /**
+   * One scoring request per answer, sent together: servers batch them and share the prompt
+   * prefix, and no server has to accept a list of prompts (the embedded engine mishandles one).
+   */
   private async score(model: string, prompts: (string | number[])[]): Promise<CompletionResponse> {
-    const body = (prompt: unknown) => ({
-      model,
-      prompt: prompt as string,
-      max_tokens: 0,
-      echo: true,
-      prompt_logprobs: 0,
-      temperature: 0,
-      return_token_ids: true,
-    });
-    if (this.batch) {
-      try {
-        return await this.client.completions(body(prompts));
-      } catch (err) {
-        // Servers that take one prompt per request: score the three one by one.
-        if (!(err instanceof EndpointError) || (err.status !== 400 && err.status !== 422)) throw err;
-        this.batch = false;
-      }
-    }
-    const parts = await Promise.all(prompts.map((p) => this.client.completions(body(p))));
+    const parts = await Promise.all(
+      prompts.map((prompt) =>
+        this.client.completions({
+          model,
+          prompt: prompt as string,
+          max_tokens: 0,
+          echo: true,
+          // k = 1, not 0: each position then also lists the top token, harmless here (the
+          // prompt's own token is found by id), and it avoids engines that mishandle k = 0.
+          prompt_logprobs: 1,
+          temperature: 0,
+          return_token_ids: true,
+        }),
+      ),
+    );
     return {
-      choices: parts.map((r, i) => ({ ...r.choices[0]!, index: i })),
+      choices: parts.map((r, i) => {
+        const c = r.choices?.[0];
+        if (!c) throw new EndpointError("a scoring request returned no choice", null, false);
+        return { ...c, index: i };
+      }),
       usage: {
         prompt_tokens: parts.reduce((n, r) => n + (r.usage?.prompt_tokens ?? 0), 0),
         completion_tokens: 0,
@@ -178,6 +197,26 @@ export class LogprobJudge implements Judge {
       },
     };
   }
+}
+
+const NEXT_TOKEN_TOP = 20;
+
+/** Log-probs of the answers 1, −1, 0 from a next-token top-k map (token text → log-prob). */
+export function answerLogprobs(top: Record<string, number>): number[] {
+  const classes: Record<"1" | "-1" | "0", number[]> = { "1": [], "-1": [], "0": [] };
+  for (const [token, lp] of Object.entries(top)) {
+    const t = token.trim();
+    if (/^[-−]/.test(t)) classes["-1"].push(lp);
+    else if (/^\+?1/.test(t)) classes["1"].push(lp);
+    else if (/^0/.test(t)) classes["0"].push(lp);
+  }
+  const floor = Math.min(...Object.values(top));
+  const logsumexp = (xs: number[]) => {
+    if (!xs.length) return floor;
+    const m = Math.max(...xs);
+    return m + Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
+  };
+  return LOGPROB_ANSWERS.map((a) => logsumexp(classes[String(a.score) as "1"]));
 }
 
 function round(x: number): number {

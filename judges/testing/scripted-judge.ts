@@ -3,7 +3,8 @@
 //   POST /v1/chat/completions  {"choices":[{"index":0,"message":{"role":"assistant","content"},"finish_reason"}],"usage"}
 //   POST /v1/completions       prompt: str | [ids] | [str] | [[ids]]; `prompt_logprobs: k` →
 //                              choices[i].prompt_logprobs = [null, {"<id>": {logprob, rank, decoded_token}}, …];
-//                              `return_token_ids` → choices[i].prompt_token_ids; `echo` + `max_tokens: 0`
+//                              `return_token_ids` → choices[i].prompt_token_ids; `echo` + `max_tokens: 0`;
+//                              `max_tokens: 1` + `logprobs: k` → choices[0].logprobs.top_logprobs[0]
 //   POST /tokenize             chat form {messages, add_generation_prompt, continue_final_message} or {prompt}
 // Tokens are characters (id = code point), so tests can reason about positions. What the "model"
 // says is a script: `chat(messages)` returns the answer text; `score(text)` gives the log-prob of
@@ -132,8 +133,22 @@ export async function startScriptedJudge(opts: ScriptedJudgeOptions = {}): Promi
               : (p as number[][]);
       if (list.length > 1 && opts.batchPrompts === false) throw new Error("this server takes one prompt per request");
       if (body.prompt_logprobs != null && opts.promptLogprobs === false) throw new Error("prompt_logprobs is not supported");
-      if (body.max_tokens !== 0 || body.echo !== true) throw new Error("the scripted server only scores (echo + max_tokens: 0)");
       const score = opts.score ?? (() => -1);
+      if (body.max_tokens === 1 && typeof body.logprobs === "number" && list.length === 1) {
+        // One generated token: its top log-probs are the three answers' first characters.
+        const t = text(list[0]!);
+        const top = { "1": score(`${t}1}`), "-": score(`${t}-1}`), "0": score(`${t}0}`), " the": -6 };
+        const best = Object.entries(top).sort((a, b) => b[1] - a[1])[0]!;
+        return send(res, 200, {
+          id: `cmpl-${requests.length}`,
+          object: "text_completion",
+          created: 0,
+          model: body.model,
+          choices: [{ index: 0, text: best[0], logprobs: { tokens: [best[0]], token_logprobs: [best[1]], top_logprobs: [top], text_offset: [t.length] }, finish_reason: "length" }],
+          usage: { prompt_tokens: list[0]!.length, completion_tokens: 1, total_tokens: list[0]!.length + 1 },
+        });
+      }
+      if (body.max_tokens !== 0 || body.echo !== true) throw new Error("the scripted server only scores (echo + max_tokens: 0) or generates one token with logprobs");
       const choices = list.map((tokens, index) => {
         const t = text(tokens);
         const answerAt = t.lastIndexOf("\\boxed{") + "\\boxed{".length;
