@@ -37,6 +37,29 @@ interface Route {
 
 export const CONTROL_PREFIX = "/clawloop/";
 
+/** The dashboard's sign-in cookie. Browsers cannot send a bearer header with EventSource or links. */
+export const SESSION_COOKIE = "clawloop_session";
+
+/** The cookie's value: a MAC of the token, so the cookie never carries the token itself. */
+export function sessionCookieValue(token: string): string {
+  return createHmac("sha256", token).update("clawloop dashboard session v1").digest("base64url");
+}
+
+function cookieOf(req: IncomingMessage, name: string): string | null {
+  const header = req.headers.cookie;
+  if (typeof header !== "string") return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+function sameSecret(given: string, want: Buffer): boolean {
+  const g = Buffer.from(given, "utf8");
+  return g.length === want.length && timingSafeEqual(g, want);
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), ...headers });
@@ -71,12 +94,14 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 export class ControlRouter {
   private readonly routes: Route[] = [];
   private readonly token: Buffer;
+  private readonly session: Buffer;
 
   constructor(
     token: string,
     private readonly logger: Logger,
   ) {
     this.token = Buffer.from(token, "utf8");
+    this.session = Buffer.from(sessionCookieValue(token), "utf8");
   }
 
   /** Mounts a handler at `path` (starting with /clawloop/; `:name` segments become params). */
@@ -85,11 +110,17 @@ export class ControlRouter {
     this.routes.push({ method: method.toUpperCase(), parts: path.split("/").filter(Boolean), handler, auth: opts.auth ?? true });
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** The bearer token, or the dashboard's session cookie (SameSite=Strict, so never sent cross-site). */
+  authorized(req: IncomingMessage): boolean {
     const h = req.headers.authorization;
-    if (typeof h !== "string" || !h.startsWith("Bearer ")) return false;
-    const given = Buffer.from(h.slice(7).trim(), "utf8");
-    return given.length === this.token.length && timingSafeEqual(given, this.token);
+    if (typeof h === "string" && h.startsWith("Bearer ")) return sameSecret(h.slice(7).trim(), this.token);
+    const cookie = cookieOf(req, SESSION_COOKIE);
+    return cookie !== null && sameSecret(cookie, this.session);
+  }
+
+  /** Is `given` the control token (e.g. from a sign-in link)? */
+  isToken(given: string): boolean {
+    return sameSecret(given, this.token);
   }
 
   private match(path: string): { route: Route; params: Record<string, string> }[] {
