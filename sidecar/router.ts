@@ -1,7 +1,7 @@
 // The control API's little router: everything under `/clawloop/` on the sidecar's port. Other parts
 // (a dashboard, adapter controls) mount their own routes with `add`. Routes need the bearer token
-// from `<data>/token` unless added with `{ auth: false }`.
-import { timingSafeEqual } from "node:crypto";
+// from `<data>/token` (or the dashboard's session cookie) unless added with `{ auth: false }`.
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../core/index.js";
 
