@@ -229,7 +229,7 @@ export class Engine {
     const base = await engine.createSlot(name, null);
     assertSupported(model, base.sequences[0]!);
     engine.slots.set(name, base);
-    log.info({ model: modelPath, name, contextSize, parallel: engine.parallel, threads, gpu: llama.gpu }, "model loaded");
+    log.info({ model: modelPath, served: name, contextSize, parallel: engine.parallel, threads, gpu: llama.gpu }, "model loaded");
     return engine;
   }
 

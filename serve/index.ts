@@ -3,3 +3,15 @@
 export { startServer, ENGINE_HEADER, type ServeOptions, type RunningServer } from "./server.js";
 export { Engine, type EngineOptions, type AdapterInfo, resolveAdapterFile } from "./engine.js";
 export { engineVersion } from "./version.js";
+export {
+  KNOWN_MODELS,
+  knownModel,
+  modelsDir,
+  resolveModelPath,
+  ensureModel,
+  fetchModel,
+  ModelNotFoundError,
+  type KnownModel,
+  type FetchOptions,
+  type FetchResult,
+} from "./models.js";

@@ -145,7 +145,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? "127.0.0.1";
   const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost === "0.0.0.0" || urlHost === "[::]" ? "127.0.0.1" : urlHost}:${addr.port}`;
-  log.info({ url, model: engine.name }, "serving");
+  log.info({ url, served: engine.name }, "serving");
 
   const close = (): Promise<void> => {
     closing ??= (async () => {

@@ -6,7 +6,9 @@ import { register as score } from "./score.js";
 import { register as openclaw } from "./openclaw.js";
 import { register as sidecar } from "./sidecar.js";
 import { register as train } from "./train.js";
+import { register as serve } from "./serve.js";
+import { register as fetchModel } from "./fetch-model.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score];
+export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score, serve, fetchModel];
