@@ -11,6 +11,7 @@ export { VllmDriver, type DriverOptions } from "./vllm.js";
 export { SglangDriver } from "./sglang.js";
 export { OllamaDriver } from "./ollama.js";
 export { LlamaCppDriver } from "./llamacpp.js";
+export { readHead, writeHead, HEAD_FILE, type Head } from "./lineage.js";
 export { versionProblems, readVersionManifest, GGUF_ADAPTER, PEFT_FILES } from "./files.js";
 export {
   PROBE_FILE,

@@ -1,0 +1,76 @@
+// Writes adapter version directories the way the trainer does (files, manifest with sha256 of each,
+// optional probe.json, written under a temporary name and renamed into place), for tests of the
+// drivers and the hot-load switchboard.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { createLoraAdapter, writeGgufLora, writePeftAdapter, type LoraAdapter } from "../../adapters/index.js";
+import type { AdapterManifest } from "../../core/index.js";
+
+export interface GgufBase {
+  architecture: string;
+  numHeads: number;
+  numKvHeads: number;
+}
+
+export interface VersionSpec {
+  /** The adapter (default: a tiny one-layer q-only adapter, enough for scripted servers). */
+  adapter?: LoraAdapter;
+  /** Write `adapter.gguf` for this base (llama.cpp-based servers). */
+  gguf?: GgufBase;
+  /** Write this adapter into adapter.gguf instead of `adapter` (a broken conversion). */
+  ggufAdapter?: LoraAdapter;
+  probe?: { promptIds: number[]; responseIds: number[]; base: number[]; version: number[] } | null;
+  parent?: string | null;
+  step?: number;
+  /** Change a file after the manifest was written (a corrupted copy). */
+  corrupt?: string;
+}
+
+export function versionName(n: number): string {
+  return `v${String(n).padStart(6, "0")}`;
+}
+
+export function tinyAdapter(seed = 1, bScale = 0.01): LoraAdapter {
+  const adapter = createLoraAdapter({ rank: 4, alpha: 8, targets: ["q"], numLayers: 1, dims: { q: { in: 8, out: 8 } }, baseModel: "scripted-model" }, seed);
+  for (const b of adapter.b.values()) for (let i = 0; i < b.length; i++) b[i] = bScale * Math.sin(seed + i);
+  return adapter;
+}
+
+export function writeVersion(adaptersDir: string, n: number, spec: VersionSpec = {}): string {
+  const name = versionName(n);
+  const target = path.join(adaptersDir, name);
+  const tmp = path.join(adaptersDir, `.tmp-${name}-${process.pid}-${crypto.randomBytes(3).toString("hex")}`);
+  fs.mkdirSync(tmp, { recursive: true });
+  const adapter = spec.adapter ?? tinyAdapter(n);
+  writePeftAdapter(tmp, adapter);
+  if (spec.gguf) writeGgufLora(path.join(tmp, "adapter.gguf"), spec.ggufAdapter ?? adapter, spec.gguf, { dtype: "F16" });
+  if (spec.probe) fs.writeFileSync(path.join(tmp, "probe.json"), JSON.stringify({ format: 1, ...spec.probe, source: "test" }));
+  const files: Record<string, string> = {};
+  for (const f of fs.readdirSync(tmp).sort()) files[f] = crypto.createHash("sha256").update(fs.readFileSync(path.join(tmp, f))).digest("hex");
+  const c = adapter.config;
+  const manifest: AdapterManifest = {
+    version: n,
+    name,
+    parent: spec.parent === undefined ? (n > 1 ? versionName(n - 1) : null) : spec.parent,
+    baseModel: c.baseModel,
+    baseModelHash: "test",
+    step: spec.step ?? n,
+    sampleCount: 1,
+    sampleIds: [`sample-${n}`],
+    rank: c.rank,
+    alpha: c.alpha,
+    targetModules: c.targets.map((t) => `${t}_proj`),
+    createdAt: new Date().toISOString(),
+    files,
+  };
+  fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2));
+  if (spec.corrupt) {
+    const f = path.join(tmp, spec.corrupt);
+    const bytes = fs.readFileSync(f);
+    bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 0xff;
+    fs.writeFileSync(f, bytes);
+  }
+  fs.renameSync(tmp, target);
+  return target;
+}
