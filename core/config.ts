@@ -145,6 +145,14 @@ export const configSchema = z.object({
       probe: z.boolean().default(true),
       /** Loaded versions kept in the server besides the live one (for rollback). */
       keepLoaded: z.coerce.number().int().min(0).default(1),
+      /** Load each new version into the upstream and route requests to it (the sidecar's switchboard). */
+      hotload: z.boolean().default(true),
+      /** The base model's served name at the upstream; null: discovered (/v1/models, Ollama's only model). */
+      baseModel: z.string().nullable().default(null),
+      /** How often a version that could not be loaded yet (server down, llama-server not restarted) is tried again. */
+      retrySec: z.coerce.number().positive().default(15),
+      /** Longest a single load may take (Ollama builds a model; vLLM reads the adapter). */
+      loadTimeoutSec: z.coerce.number().positive().default(300),
     })
     .prefault({}),
 
