@@ -7,17 +7,11 @@
 //   GET  /clawloop/v1/sessions    recent sessions (?limit, ?since)
 //   GET  /clawloop/v1/status      counts, upstream kind and health, store health
 import { z } from "zod";
-import {
-  eventSchema,
-  newId,
-  sqlString,
-  type NextState,
-  type Store,
-  type Turn,
-} from "../core/index.js";
+import { eventSchema, newId, sqlString, type NextState, type Turn } from "../core/index.js";
 import type { EventLinker } from "./linker.js";
 import type { SidecarMetrics } from "./metrics.js";
 import type { Proxy } from "./proxy.js";
+import type { RecordStore } from "./record-store.js";
 import type { Recorder } from "./recorder.js";
 import { HttpError, type ControlRouter } from "./router.js";
 import type { SessionBook } from "./sessions.js";
@@ -25,7 +19,7 @@ import type { Switchboard } from "./switchboard.js";
 import type { Upstream } from "./upstream.js";
 
 export interface ControlDeps {
-  store: Store;
+  store: RecordStore;
   linker: EventLinker;
   book: SessionBook;
   recorder: Recorder;
@@ -94,7 +88,7 @@ function summary(t: Turn): Record<string, unknown> {
   };
 }
 
-async function recentTurns(store: Store, since: string, limit: number): Promise<Turn[]> {
+async function recentTurns(store: RecordStore, since: string, limit: number): Promise<Turn[]> {
   const rows = await store.list("turns", { sql: `started_at >= ${sqlString(since)}`, orderBy: "startedAt", descending: true });
   return rows.filter((t) => t.startedAt >= since).slice(0, limit);
 }
@@ -223,7 +217,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
   router.add("GET", "/clawloop/v1/status", async () => {
     const initial = d.initialCounts();
     const events = d.linker.stats();
-    const health = d.store.health();
+    const health = await d.store.refreshHealth().catch(() => d.store.health());
     const waitingInLog = Object.values(health.tables).reduce((n, t) => n + (t?.pending ?? 0), 0);
     return {
       version: d.version,
@@ -236,7 +230,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         kindSource: d.upstream.kindConfigured ? "configured" : d.upstream.kind ? "detected" : "unknown",
         health: await d.upstream.health(),
       },
-      store: { ...health, waitingInLog },
+      store: { ...health, waitingInLog, thread: d.store.thread },
       counts: {
         turns: initial.turns + d.recorder.recorded,
         nextStates: initial.nextStates + events.stored,

@@ -3,16 +3,9 @@
 // the session's last main-line turn. An event whose turn is not known yet is stored unlinked and
 // linked when the turn arrives, also after a restart (unlinked events are reloaded at start).
 // Events are idempotent by id: the first one stored wins.
-import {
-  eventToNextState,
-  sqlString,
-  type ClawloopEvent,
-  type Logger,
-  type NextState,
-  type Store,
-  type Turn,
-} from "../core/index.js";
+import { eventToNextState, sqlString, type ClawloopEvent, type Logger, type NextState } from "../core/index.js";
 import type { SecretMasker } from "./privacy.js";
+import type { RecordStore } from "./record-store.js";
 import { Lru, type SessionBook, type TurnRef } from "./sessions.js";
 
 export type EventStatus = "stored" | "duplicate";
@@ -49,7 +42,7 @@ export class EventLinker {
   private readonly counts = { received: 0, stored: 0, duplicates: 0 };
 
   constructor(
-    private readonly store: Store,
+    private readonly store: RecordStore,
     private readonly book: SessionBook,
     private readonly masker: SecretMasker,
     private readonly logger: Logger,
@@ -106,7 +99,7 @@ export class EventLinker {
         return null;
       });
       if (ref) ns.turnId = ref.id;
-      this.store.put("next_states", ns);
+      await this.store.put("next_states", ns);
       this.counts.stored++;
       if (!ref && ns.kind !== "session_end") this.wait(ns);
       results.push({ id: ns.id, status: "stored", turnId: ns.turnId });
@@ -131,7 +124,7 @@ export class EventLinker {
       const ns = this.clean(raw);
       const ref = ns.turnId ? null : await this.resolve(ns).catch(() => null);
       if (ref) ns.turnId = ref.id;
-      this.store.put("next_states", ns);
+      await this.store.put("next_states", ns);
       this.counts.stored++;
       if (!ns.turnId && ns.kind !== "session_end") this.wait(ns);
       out.push({ id: ns.id, status: "stored", turnId: ns.turnId });
@@ -195,13 +188,14 @@ export class EventLinker {
 
   private link(ns: NextState, ref: TurnRef, watch: boolean): void {
     const linked: NextState = { ...ns, turnId: ref.id };
-    this.store.put("next_states", linked);
+    // Not awaited: if this write is lost, the event stays unlinked and is linked again at start.
+    this.store.put("next_states", linked).catch((err: unknown) => this.logger.warn({ err: String(err), event: ns.id }, "could not link an event"));
     if (watch && ns.forRunId && !ns.forCallId) this.watchRun(linked, ref);
   }
 
   /** A turn was recorded: link the events that were waiting for it. */
-  onTurn(t: Turn): void {
-    const ref: TurnRef = { id: t.id, sessionId: t.sessionId, runId: t.runId, callId: t.callId, seq: t.seq, turnType: t.turnType };
+  onTurn(ref: TurnRef): void {
+    const t = ref;
     const take = (m: Map<string, Set<string>>, key: string | null) => {
       if (!key) return;
       const ids = m.get(key);
@@ -229,7 +223,7 @@ export class EventLinker {
   private async relink(ids: Set<string>, ref: TurnRef): Promise<void> {
     for (const id of ids) {
       const ns = await this.store.get("next_states", id).catch(() => null);
-      if (ns && ns.turnId !== ref.id) this.store.put("next_states", { ...ns, turnId: ref.id });
+      if (ns && ns.turnId !== ref.id) await this.store.put("next_states", { ...ns, turnId: ref.id }).catch(() => undefined);
     }
   }
 }

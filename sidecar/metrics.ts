@@ -1,7 +1,7 @@
 // Prometheus metrics of one sidecar, on a registry of its own (several sidecars may share a process
 // in tests, and `clawloop up` may add loops' metrics beside these).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { Store } from "../core/index.js";
+import type { StoreHealth } from "../core/index.js";
 
 export type EndpointLabel = "chat" | "completions" | "passthrough";
 
@@ -16,7 +16,7 @@ export class SidecarMetrics {
   readonly events: Counter<"result">;
   readonly inflight: Gauge;
 
-  constructor(store: Store, upstreamHealthy: () => number) {
+  constructor(store: { health(): StoreHealth }, upstreamHealthy: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: "clawloop_sidecar_" });
     this.requests = new Counter({

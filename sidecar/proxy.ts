@@ -22,6 +22,7 @@ import type { SessionBook } from "./sessions.js";
 import { DONE, SseSplitter, parseEvent, replaceData } from "./sse.js";
 import type { Route, Switchboard } from "./switchboard.js";
 import { OPENCLAW_RL_BODY_KEYS, readTags, type Tags } from "./tagging.js";
+import { turnRequest } from "./turns.js";
 import type { Upstream } from "./upstream.js";
 
 type Obj = Record<string, unknown>;
@@ -159,21 +160,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
   });
 }
 
-/** The request as recorded: what the client asked for, minus clawloop's and OpenClaw-RL's fields. */
-function turnRequest(json: Obj): TurnRequest {
-  const params: Obj = {};
-  for (const [k, v] of Object.entries(json)) {
-    if (k === "messages" || k === "prompt" || k === "tools" || k === "model") continue;
-    if ((OPENCLAW_RL_BODY_KEYS as readonly string[]).includes(k)) continue;
-    params[k] = v;
-  }
-  const out: TurnRequest = { params };
-  if (Array.isArray(json.messages)) out.messages = json.messages as TurnRequest["messages"];
-  if (json.prompt !== undefined) out.prompt = json.prompt;
-  if (Array.isArray(json.tools)) out.tools = json.tools;
-  return out;
-}
-
 function shapeError(json: Obj, endpoint: "chat" | "completions"): string | null {
   if (endpoint === "chat") {
     if (!Array.isArray(json.messages)) return "request has no messages array";
@@ -191,7 +177,8 @@ interface Call {
   tags: Tags;
   model: string;
   route: Route;
-  request: TurnRequest;
+  /** The client's body as it arrived (the recorded request is built from it off this thread). */
+  raw: Buffer;
   requestError: string | null;
   startedAt: string;
   t0: number;
@@ -338,11 +325,10 @@ export class Proxy {
     }
 
     const turnId = tags.callId ? book.turnIdFor(tags.callId) : `turn-${randomUUID()}`;
-    const request: TurnRequest = json ? turnRequest(json) : { params: {} };
     const ticket = this.ticket({
       turnId,
       tags,
-      request: requestError ? null : request,
+      request: json && !requestError ? turnRequest(json) : null,
       model,
       endpoint,
       headers: req.headers,
@@ -354,7 +340,7 @@ export class Proxy {
       tags,
       model,
       route,
-      request,
+      raw,
       requestError,
       startedAt,
       t0,
@@ -458,7 +444,7 @@ export class Proxy {
           endpoint: call.endpoint,
           model: call.model,
           adapter: call.route.adapter,
-          request: call.request,
+          rawRequest: call.raw,
           requestError: call.requestError,
           startedAt: call.startedAt,
           ttfbMs: call.ttfb,

@@ -2,16 +2,11 @@
 // session, and which turn is a call id's, a run's last, or a session's last main-line turn. It is a
 // bounded cache in front of the store: a restarted sidecar (or an evicted entry) asks the store once,
 // so `seq` continues where the previous process stopped.
-import type { Logger, Store, Turn, TurnType } from "../core/index.js";
+import type { Logger, Turn } from "../core/index.js";
+import type { RecordStore } from "./record-store.js";
+import { refOf, type TurnRef } from "./turns.js";
 
-export interface TurnRef {
-  id: string;
-  sessionId: string;
-  runId: string | null;
-  callId: string | null;
-  seq: number;
-  turnType: TurnType;
-}
+export type { TurnRef };
 
 /** A Map used as an LRU: reads move a key to the end, inserts beyond the limit drop the oldest. */
 export class Lru<K, V> {
@@ -50,10 +45,6 @@ export class Lru<K, V> {
   }
 }
 
-function refOf(t: Turn): TurnRef {
-  return { id: t.id, sessionId: t.sessionId, runId: t.runId, callId: t.callId, seq: t.seq, turnType: t.turnType };
-}
-
 function latest(turns: Turn[]): Turn | null {
   let best: Turn | null = null;
   for (const t of turns) if (!best || t.seq > best.seq) best = t;
@@ -70,7 +61,7 @@ export class SessionBook {
   private readonly callUses: Lru<string, number>;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: RecordStore,
     private readonly logger: Logger,
     limit = 50_000,
   ) {
@@ -106,8 +97,8 @@ export class SessionBook {
     return uses === 0 ? callId : `${callId}#${uses + 1}`;
   }
 
-  noteTurn(t: Turn): void {
-    const ref = refOf(t);
+  noteTurn(ref: TurnRef): void {
+    const t = ref;
     if (t.callId) this.byCall.set(t.callId, ref);
     if (t.runId) {
       const cur = this.lastOfRun.get(t.runId);

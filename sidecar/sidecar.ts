@@ -5,21 +5,15 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  createLogger,
-  dataPaths,
-  readOrCreateToken,
-  Store,
-  type Config,
-  type Logger,
-  type StoreOptions,
-} from "../core/index.js";
+import { createLogger, dataPaths, readOrCreateToken, type Config, type Logger, type StoreOptions } from "../core/index.js";
 import { mountControlApi } from "./control.js";
+import { mountDashboard } from "./dashboard/index.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
 import { TagPlacer, type Placer } from "./placement.js";
 import { SecretMasker } from "./privacy.js";
 import { Proxy } from "./proxy.js";
+import { openRecordStore, type RecordStore } from "./record-store.js";
 import { Recorder } from "./recorder.js";
 import { CONTROL_PREFIX, ControlRouter } from "./router.js";
 import { SessionBook } from "./sessions.js";
@@ -32,8 +26,13 @@ export interface SidecarOptions {
   placer?: Placer;
   /** Which model/adapter serves each call; default: the requested model, no adapter. */
   switchboard?: Switchboard;
-  /** Extra store options (test seams: `beforeLanceWrite`, `io`, `flushIntervalMs`, `fsync`). */
+  /**
+   * Extra store options (`flushIntervalMs`, `fsync`, and the test seams `beforeLanceWrite` and `io`,
+   * which run the store on the proxy's thread: functions cannot cross to the store thread).
+   */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
+  /** Run the store on a worker thread (default) or on the proxy's own thread. */
+  storeThread?: "worker" | "main";
   /** How long start-up waits for upstream kind detection before serving anyway. */
   detectTimeoutMs?: number;
   /** How long `close()` waits for requests in flight before cutting them. */
@@ -47,7 +46,8 @@ export interface SidecarHandle {
   port: number;
   /** The control API's bearer token. */
   token: string;
-  store: Store;
+  /** The sidecar's store (turns, next_states), on its own thread unless told otherwise. */
+  store: RecordStore;
   upstream: Upstream;
   /** Mount more control endpoints here (dashboard, adapters). */
   control: ControlRouter;
@@ -77,10 +77,19 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const paths = dataPaths(config.dataDir);
   fs.mkdirSync(paths.root, { recursive: true });
   const token = readOrCreateToken(paths.root);
+  // Checked here so a bad pattern fails the start, not the store thread.
   const masker = new SecretMasker(cfg.maskSecrets, cfg.secretPatterns);
   const placer = opts.placer ?? new TagPlacer(cfg.sideRules);
   const upstream = new Upstream(cfg.upstream, { kind: cfg.upstreamKind, apiKey: cfg.upstreamApiKey, logger });
-  const store = await Store.open({ ...opts.store, dataDir: paths.root, writes: ["turns", "next_states"], logger });
+  const store = await openRecordStore({
+    dataDir: paths.root,
+    maskSecrets: cfg.maskSecrets,
+    secretPatterns: cfg.secretPatterns,
+    logger,
+    logLevel: config.logLevel,
+    store: opts.store,
+    thread: opts.storeThread ?? "worker",
+  });
   const stopOnError = async (err: unknown): Promise<never> => {
     upstream.close();
     await store.close();
@@ -90,7 +99,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const metrics = new SidecarMetrics(store, () => upstream.healthy);
   const book = new SessionBook(store, logger);
   const linker = new EventLinker(store, book, masker, logger);
-  const recorder = new Recorder(store, book, linker, masker, metrics, logger);
+  const recorder = new Recorder(store, book, linker, metrics, logger);
   const switchboard = opts.switchboard ?? new PassThroughSwitchboard();
   const proxy = new Proxy({ config: cfg, upstream, recorder, placer, book, switchboard, metrics, logger });
   const control = new ControlRouter(token, logger);
@@ -161,6 +170,16 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     url: () => url,
     version: packageVersion(),
   });
+  const dashboard = mountDashboard(control, {
+    store,
+    dataDir: paths.root,
+    adaptersDir: config.adapters.dir,
+    upstream,
+    metrics,
+    startedAt,
+    switchboardStatus: () => switchboard.status(),
+    logger,
+  });
   logger.info({ url, upstream: upstream.url, kind: upstream.kind, token: paths.token, data: paths.root }, "sidecar listening");
 
   let closing: Promise<void> | null = null;
@@ -169,6 +188,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
       logger.info({ inflight: proxy.inflight }, "sidecar stopping");
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      dashboard.close();
       const grace = opts.shutdownTimeoutMs ?? 30_000;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([proxy.whenIdle(), new Promise<void>((r) => (timer = setTimeout(r, grace)))]);

@@ -37,7 +37,9 @@ export async function startSidecarFor(
   opts: SidecarOptions = {},
 ): Promise<SidecarHandle> {
   const config = loadConfig({ flags: { dataDir, sidecar: { upstream: `${up.url}/v1`, port: 0, ...sidecar } }, env: {} });
-  return startSidecar(config, { logger: silentLogger, ...opts });
+  // The store runs on the proxy's thread here unless a test asks for the worker thread (the
+  // production default): starting the TypeScript worker through tsx costs about a second.
+  return startSidecar(config, { logger: silentLogger, storeThread: "main", ...opts });
 }
 
 export async function rig(

@@ -1,0 +1,122 @@
+// From a finished call to a `turns` row. Pure, so it can run wherever the store runs (a worker
+// thread by default): parsing the client's body again, masking secrets and encoding the row all
+// stay off the proxy's event loop.
+import type { Turn, TurnRequest, TurnStatus, TurnType } from "../core/index.js";
+import type { Assembled } from "./assembler.js";
+import type { SecretMasker } from "./privacy.js";
+import { OPENCLAW_RL_BODY_KEYS } from "./tagging.js";
+
+/** Everything the proxy knows about a finished call, in a form that crosses threads cheaply. */
+export interface TurnJob {
+  turnId: string;
+  sessionId: string;
+  runId: string | null;
+  callId: string | null;
+  turnType: TurnType;
+  seq: number;
+  placement: Turn["placement"];
+  parentTurnId: string | null;
+  endpoint: "chat" | "completions";
+  model: string;
+  adapter: string | null;
+  /** The client's request body as it arrived (parsed again where the row is built). */
+  rawRequest: Uint8Array;
+  /** Why the request is not a usable training turn (malformed body), if it is not. */
+  requestError: string | null;
+  startedAt: string;
+  ttfbMs: number | null;
+  totalMs: number;
+  upstreamStatus: number | null;
+  status: TurnStatus;
+  error: string | null;
+  assembled: Assembled | null;
+  traceparent: string | null;
+}
+
+/** The handful of fields the rest of the sidecar needs once a turn is written. */
+export interface TurnRef {
+  id: string;
+  sessionId: string;
+  runId: string | null;
+  callId: string | null;
+  seq: number;
+  turnType: TurnType;
+  status: TurnStatus;
+}
+
+const MAX_ERROR = 4_000;
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The request as recorded: what the client asked for, minus the model and OpenClaw-RL's fields. */
+export function turnRequest(json: Record<string, unknown>): TurnRequest {
+  const params: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(json)) {
+    if (k === "messages" || k === "prompt" || k === "tools" || k === "model") continue;
+    if ((OPENCLAW_RL_BODY_KEYS as readonly string[]).includes(k)) continue;
+    params[k] = v;
+  }
+  const out: TurnRequest = { params };
+  if (Array.isArray(json.messages)) out.messages = json.messages as TurnRequest["messages"];
+  if (json.prompt !== undefined) out.prompt = json.prompt;
+  if (Array.isArray(json.tools)) out.tools = json.tools;
+  return out;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
+  let request: TurnRequest = { params: {} };
+  if (!job.requestError) {
+    const parsed: unknown = JSON.parse(Buffer.from(job.rawRequest.buffer, job.rawRequest.byteOffset, job.rawRequest.byteLength).toString("utf8"));
+    if (isObj(parsed)) request = turnRequest(parsed);
+  }
+  const a = job.assembled;
+  // Secrets are masked in text; token ids would still spell them, so ids go where a secret was.
+  const req = masker.maskDeep(request);
+  let response = a?.response ?? null;
+  let respHits = 0;
+  if (response) {
+    const r = masker.maskDeep(response);
+    response = r.value;
+    respHits = r.hits;
+  }
+  const errors = [job.requestError, job.error, a?.truncated ? "response exceeded sidecar.maxRecordBytes; recorded in part" : null].filter(
+    (e): e is string => !!e,
+  );
+  const error = errors.length ? masker.maskString(errors.join("; ").slice(0, MAX_ERROR)).value : null;
+  return {
+    id: job.turnId,
+    sessionId: job.sessionId,
+    runId: job.runId,
+    callId: job.callId,
+    turnType: job.requestError ? "side" : job.turnType,
+    seq: job.seq,
+    endpoint: job.endpoint,
+    model: job.model,
+    adapter: job.adapter,
+    request: req.value,
+    response,
+    promptTokenIds: req.hits ? null : (a?.promptTokenIds ?? null),
+    completionTokenIds: respHits ? null : (a?.completionTokenIds ?? null),
+    completionLogprobs: respHits ? null : (a?.completionLogprobs ?? null),
+    usage: a?.usage ?? null,
+    startedAt: job.startedAt,
+    ttfbMs: job.ttfbMs === null ? null : round(job.ttfbMs),
+    totalMs: round(job.totalMs),
+    upstreamStatus: job.upstreamStatus,
+    status: job.status,
+    error,
+    traceparent: job.traceparent,
+    placement: job.placement,
+    parentTurnId: job.parentTurnId,
+  };
+}
+
+export function refOf(t: Turn): TurnRef {
+  return { id: t.id, sessionId: t.sessionId, runId: t.runId, callId: t.callId, seq: t.seq, turnType: t.turnType, status: t.status };
+}
