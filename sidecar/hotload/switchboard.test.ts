@@ -1,0 +1,254 @@
+// The hot-load switchboard in a real sidecar, in front of the scripted vLLM with its LoRA API:
+// versions go live as they land, bad ones are rejected with the reason in /status, rollback / pin /
+// unpin through the control API, the table survives a restart, and 20 swaps under continuous load
+// fail and stall no request.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadConfig, silentLogger, type AdapterVersion } from "../../core/index.js";
+import { startLoraServer, type LoraServer } from "../../fixtures/servers/lora.js";
+import { tokenLogprob } from "../../fixtures/upstream/index.js";
+import { versionName, writeVersion } from "../../test/support/adapter-versions.js";
+import { readHead } from "../../adapters/index.js";
+import { startHotloadingSidecar, type HotloadSidecarHandle } from "./index.js";
+import type { HotloadStatus } from "./switchboard.js";
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+interface Rig {
+  server: LoraServer;
+  sc: HotloadSidecarHandle;
+  dataDir: string;
+  adapters: string;
+  api(p: string, body?: unknown): Promise<{ status: number; json: any }>;
+  chat(model?: string): Promise<{ status: number; model: string | null; ms: number }>;
+  status(): Promise<HotloadStatus>;
+  waitLive(v: string): Promise<void>;
+}
+
+async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoaded?: number } = {}): Promise<Rig> {
+  const server = opts.server ?? (await startLoraServer({ kind: "vllm", model: "base-m" }));
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+  const config = loadConfig({
+    flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: "vllm" }, adapters: { retrySec: 0.2, keepLoaded: opts.keepLoaded ?? 1 } },
+    env: {},
+  });
+  const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
+  cleanup.push(() => sc.close());
+  if (!opts.server) cleanup.push(() => server.close());
+  if (!opts.dataDir) cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const api = async (p: string, body?: unknown) => {
+    const res = await fetch(sc.url + p, {
+      method: body === undefined ? "GET" : "POST",
+      headers: { authorization: `Bearer ${sc.token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  const rig: Rig = {
+    server,
+    sc,
+    dataDir,
+    adapters: path.join(dataDir, "adapters"),
+    api,
+    async chat(model = "base-m") {
+      const t0 = performance.now();
+      const res = await fetch(`${sc.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "hi there" }], stream: true }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await res.text();
+      const m = /"model":"([^"]+)"/.exec(text);
+      return { status: res.status, model: m ? m[1]! : null, ms: performance.now() - t0 };
+    },
+    async status() {
+      return (await api("/clawloop/v1/status")).json.switchboard as HotloadStatus;
+    },
+    async waitLive(v: string) {
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        if (sc.hotload!.status().live === v) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`${v} did not go live: ${JSON.stringify(sc.hotload!.status())}`);
+    },
+  };
+  return rig;
+}
+
+async function rows(r: Rig): Promise<Map<string, AdapterVersion>> {
+  const listing = (await r.api("/clawloop/v1/adapters")).json as { versions: AdapterVersion[] };
+  return new Map(listing.versions.map((v) => [v.id, v]));
+}
+
+describe("hot-load switchboard (scripted vLLM)", () => {
+  it("loads a new version under its own name, routes base-model calls to it, retires the old one", async () => {
+    const r = await startRig();
+    expect((await r.chat()).model).toBe("base-m");
+    writeVersion(r.adapters, 1);
+    await r.waitLive("v000001");
+    expect((await r.chat()).model).toBe("clawloop-v000001");
+    writeVersion(r.adapters, 2);
+    await r.waitLive("v000002");
+    await r.sc.hotload!.idle();
+    expect((await r.chat()).model).toBe("clawloop-v000002");
+    // keepLoaded 1: v1 stays loaded for rollback; a third version unloads it.
+    expect([...r.server.adapters.keys()].sort()).toEqual(["clawloop-v000001", "clawloop-v000002"]);
+    writeVersion(r.adapters, 3);
+    await r.waitLive("v000003");
+    await r.sc.hotload!.idle();
+    expect([...r.server.adapters.keys()].sort()).toEqual(["clawloop-v000002", "clawloop-v000003"]);
+    expect(r.server.calls).toEqual(["load clawloop-v000001", "load clawloop-v000002", "load clawloop-v000003", "unload clawloop-v000001"]);
+    const table = await rows(r);
+    expect(table.get("v000003")!.status).toBe("live");
+    expect(table.get("v000002")).toMatchObject({ status: "retired", statusReason: "replaced by v000003" });
+    expect(table.get("v000001")!.retiredAt).not.toBeNull();
+    // The proxy recorded the adapter that served each call.
+    expect((await r.chat()).model).toBe("clawloop-v000003");
+    let served: (string | null)[] = [];
+    for (let i = 0; i < 100 && !served.includes("v000003"); i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      served = ((await r.api("/clawloop/v1/turns?limit=10")).json as { turns: { adapter: string | null }[] }).turns.map((t) => t.adapter);
+    }
+    expect(served).toEqual(expect.arrayContaining(["v000003", "v000002", "v000001", null]));
+    // Calls for other models pass untouched.
+    expect((await r.chat("other-model")).status).toBe(404);
+  });
+
+  it("rejects a corrupted version and one whose log-probs do not move as predicted; the live one stays, /status says why", async () => {
+    const r = await startRig();
+    writeVersion(r.adapters, 1);
+    await r.waitLive("v000001");
+    writeVersion(r.adapters, 2, { corrupt: "adapter_model.safetensors" });
+    await new Promise((res) => setTimeout(res, 100));
+    await r.sc.hotload!.idle();
+    let st = await r.status();
+    expect(st.live).toBe("v000001");
+    expect(st.lastRejection).toMatchObject({ version: "v000002" });
+    expect(st.lastRejection!.reason).toContain("does not match the sha256");
+    // The engine predicted a shift of +1 nat per token; the scripted server's weights move nothing.
+    const ids = [101, 102, 103, 104];
+    const baseLp = ids.map(tokenLogprob);
+    writeVersion(r.adapters, 3, { probe: { promptIds: [100], responseIds: ids, base: baseLp, version: baseLp.map((x) => x + 1) } });
+    await new Promise((res) => setTimeout(res, 100));
+    await r.sc.hotload!.idle();
+    st = await r.status();
+    expect(st.live).toBe("v000001");
+    expect(st.lastRejection!.version).toBe("v000003");
+    expect(st.lastRejection!.reason).toContain("log-prob check failed");
+    expect(st.lastCheck!.logprobs).toMatchObject({ ok: false, discriminative: true });
+    expect(r.server.adapters.has("clawloop-v000003")).toBe(false); // unloaded again
+    // A version whose probe predicts what the server measures goes live.
+    writeVersion(r.adapters, 4, { probe: { promptIds: [100], responseIds: ids, base: baseLp, version: baseLp } });
+    await r.waitLive("v000004");
+    st = await r.status();
+    expect(st.lastCheck).toMatchObject({ version: "v000004", logprobs: { ok: true, meanError: 0 } });
+    const table = await rows(r);
+    expect(table.get("v000002")!.status).toBe("rejected");
+    expect(table.get("v000003")!.status).toBe("rejected");
+    // A rejected version cannot be rolled back to.
+    expect((await r.api("/clawloop/v1/adapters/rollback", { version: "v000003" })).status).toBe(409);
+  });
+
+  it("rollback pins and retires newer versions and writes HEAD; pin holds new versions back; unpin goes on", async () => {
+    const r = await startRig({ keepLoaded: 1 });
+    for (let n = 1; n <= 3; n++) {
+      writeVersion(r.adapters, n);
+      await r.waitLive(versionName(n));
+    }
+    await r.sc.hotload!.idle();
+    const rb = await r.api("/clawloop/v1/adapters/rollback", { version: "v000001" });
+    expect(rb).toEqual({ status: 200, json: { live: "v000001", pinned: "v000001" } });
+    expect((await r.chat()).model).toBe("clawloop-v000001");
+    expect(readHead(r.adapters)).toMatchObject({ version: "v000001", seq: 1 });
+    let table = await rows(r);
+    expect(table.get("v000002")!.statusReason).toBe("rolled back to v000001");
+    expect(table.get("v000003")).toMatchObject({ status: "retired", statusReason: "rolled back to v000001" });
+    expect(table.get("v000001")).toMatchObject({ status: "live", pinned: true });
+    // The trainer continues from v1: its next version waits while pinned.
+    writeVersion(r.adapters, 4, { parent: "v000001" });
+    await new Promise((res) => setTimeout(res, 100));
+    await r.sc.hotload!.idle();
+    let st = await r.status();
+    expect(st.live).toBe("v000001");
+    expect(st.waiting).toMatchObject({ version: "v000004", reason: "pinned to v000001; unpin to go on" });
+    expect((await r.api("/clawloop/v1/adapters/unpin", {})).json).toEqual({ live: "v000001", pinned: null });
+    await r.waitLive("v000004");
+    // pin an older loaded version without retiring anything
+    const pinned = await r.api("/clawloop/v1/adapters/pin", { version: "v000001" });
+    expect(pinned.json).toEqual({ live: "v000001", pinned: "v000001" });
+    table = await rows(r);
+    expect(table.get("v000004")!.status).toBe("retired");
+    expect(readHead(r.adapters)!.seq).toBe(1);
+    // Bad requests get clear errors.
+    expect((await r.api("/clawloop/v1/adapters/pin", { version: "v000099" })).status).toBe(404);
+    expect((await r.api("/clawloop/v1/adapters/pin", { version: "latest" })).status).toBe(400);
+    expect((await r.api("/clawloop/v1/adapters/pin", { nope: 1 })).status).toBe(400);
+    st = await r.status();
+    expect(st.pinned).toBe("v000001");
+  });
+
+  it("re-loads the live version after a restart (of the sidecar, and of the model server)", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+    const a = await startRig({ dataDir, server });
+    writeVersion(a.adapters, 1);
+    writeVersion(a.adapters, 2);
+    await a.waitLive("v000002");
+    await a.api("/clawloop/v1/adapters/pin", { version: "v000002" });
+    await a.sc.close();
+    await server.close();
+    // A fresh model server (nothing loaded) and a fresh sidecar on the same data directory.
+    const server2 = await startLoraServer({ kind: "vllm", model: "base-m" });
+    cleanup.push(() => server2.close());
+    const b = await startRig({ dataDir, server: server2 });
+    await b.waitLive("v000002");
+    expect(b.sc.hotload!.status().pinned).toBe("v000002");
+    expect((await b.chat()).model).toBe("clawloop-v000002");
+    expect(server2.calls).toEqual(["load clawloop-v000002"]);
+  });
+
+  it("swaps 20 versions under continuous load with zero failed and zero stalled requests", async () => {
+    const server = await startLoraServer({ kind: "vllm", model: "base-m", tokensPerSecond: 400 });
+    cleanup.push(() => server.close());
+    const r = await startRig({ server });
+    let stop = false;
+    const results: { status: number; model: string | null; ms: number }[] = [];
+    const errors: string[] = [];
+    const client = async () => {
+      while (!stop) {
+        try {
+          results.push(await r.chat());
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+    };
+    const clients = Array.from({ length: 6 }, client);
+    for (let n = 1; n <= 20; n++) {
+      writeVersion(r.adapters, n);
+      await r.waitLive(versionName(n));
+      await new Promise((res) => setTimeout(res, 30));
+    }
+    stop = true;
+    await Promise.all(clients);
+    await r.sc.hotload!.idle();
+    const failed = results.filter((x) => x.status !== 200);
+    expect(errors).toEqual([]); // no request hung past its 30 s bound or lost its connection
+    expect(failed).toEqual([]);
+    const served = new Set(results.map((x) => x.model));
+    // Requests were served by the versions as they went live (most of the 20, and the last).
+    expect(served.has("clawloop-v000020")).toBe(true);
+    expect([...served].filter((m) => m?.startsWith("clawloop-v")).length).toBeGreaterThanOrEqual(10);
+    expect(r.sc.hotload!.status().swaps).toBe(19);
+    // Only the live version and one for rollback stay loaded.
+    expect([...server.adapters.keys()].sort()).toEqual(["clawloop-v000019", "clawloop-v000020"]);
+  });
+});
