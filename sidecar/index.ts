@@ -10,3 +10,4 @@ export { SecretMasker } from "./privacy.js";
 export { SidecarMetrics } from "./metrics.js";
 export { type RecordStore } from "./record-store.js";
 export { type TurnRef } from "./turns.js";
+export { mountDashboard, dashboardLink, DASHBOARD_PATH, type Dashboard, type DashboardDeps } from "./dashboard/index.js";

@@ -1,5 +1,6 @@
 // Every subcommand, in the order `clawloop --help` lists them.
 import type { Command } from "commander";
+import { register as dashboard } from "./dashboard.js";
 import { register as exportCommand } from "./export.js";
 import { register as judge } from "./judge.js";
 import { register as score } from "./score.js";
@@ -11,4 +12,4 @@ import { register as fetchModel } from "./fetch-model.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score, serve, fetchModel];
+export const commands: Register[] = [sidecar, judge, train, exportCommand, openclaw, score, serve, fetchModel, dashboard];

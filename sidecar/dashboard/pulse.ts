@@ -18,7 +18,7 @@ export interface PulseDeps {
   loopsDir: string;
   adaptersDir: string;
   runsDir: string;
-  /** The switchboard's state (live version etc.); its `inflight` count is ignored. */
+  /** The switchboard's state (live version etc.); `inflight` counts in it are ignored. */
   switchboardStatus?: () => unknown;
   logger: Logger;
   intervalMs?: number;
@@ -122,8 +122,8 @@ export class Pulse {
     ]);
     let board = "";
     try {
-      const { inflight: _ignored, ...rest } = (d.switchboardStatus?.() ?? {}) as Record<string, unknown>;
-      board = JSON.stringify(rest);
+      // Calls in flight come and go with traffic; they are not a change of the adapters.
+      board = JSON.stringify(d.switchboardStatus?.() ?? null, (key, value: unknown) => (key === "inflight" ? undefined : value));
     } catch {
       board = "?";
     }
