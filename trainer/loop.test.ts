@@ -6,6 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { writeHead } from "../adapters/index.js";
 import { loadConfig, silentLogger, Store, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
@@ -82,7 +83,7 @@ describe("train loop", () => {
       targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     });
     // A GGUF base model: llama.cpp-based servers need adapter.gguf.
-    expect(Object.keys(v1!.manifest.files)).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors"]);
+    expect(Object.keys(v1!.manifest.files)).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors", "probe.json"]);
     for (const [f, h] of Object.entries(v1!.manifest.files)) expect(sha256File(path.join(v1!.dir, f))).toBe(h);
     const status = await until("status", () => {
       const s = readStatus(dataDir);
@@ -184,6 +185,45 @@ describe("train loop", () => {
     await expect(startTrainLoop(config(), { backend, model: "/x.gguf", logger: silentLogger })).rejects.toThrow(/trained on fake-model.*not on other-model/);
     // The failed start released the store lock: a correct start works.
     await start(config());
+  });
+
+  it("after a rollback (HEAD.json) continues from the named version, also across a restart", async () => {
+    await addJudged(1, 6);
+    const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    const v1Bytes = fs.readFileSync(path.join(adapters(), "v000001", "adapter_model.safetensors"));
+    writeHead(adapters(), "v000001", "rollback to v000001");
+    await addJudged(7, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    const v4 = listVersions(adapters())[3]!;
+    // The next free number, on top of v000001; samples of the abandoned versions are not trained again.
+    expect(v4.manifest).toMatchObject({ parent: "v000001", step: 2, sampleIds: ["call-7", "call-8"] });
+    await a.stop();
+    // A restart continues from v000004 (written after the rollback), not from v000001 again.
+    await addJudged(9, 10);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000005", () => listVersions(adapters()).length === 5);
+    expect(listVersions(adapters())[4]!.manifest).toMatchObject({ parent: "v000004", step: 3 });
+    expect(fs.readFileSync(path.join(adapters(), "v000001", "adapter_model.safetensors"))).toEqual(v1Bytes);
+    const v4Bytes = fs.readFileSync(path.join(v4.dir, "adapter_model.safetensors"));
+
+    // v000004 really grew from v000001's weights: v000001, then call-7/8, in a fresh directory gives
+    // the same bytes (with fresh optimizer moments: only the two newest versions keep theirs).
+    for (const l of loops.splice(0)) await l.stop();
+    await writer.close();
+    const first = dataDir;
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
+    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await addJudged(1, 2);
+    const b = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await b.stop();
+    fs.rmSync(path.join(dataDir, "trainer"), { recursive: true });
+    await addJudged(7, 8);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    expect(fs.readFileSync(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toEqual(v4Bytes);
+    fs.rmSync(first, { recursive: true, force: true });
   });
 
   it("uses each sample `epochs` times, least-used first", async () => {

@@ -15,7 +15,9 @@ import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./b
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
+import { newHead, resolveTip } from "./lineage.js";
 import type { LoadedModel } from "./engine/model/types.js";
+import { makeProbe, PROBE_FILE } from "./probe.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
 import { writeStatus, type TrainStatus } from "./status.js";
@@ -103,7 +105,10 @@ class ContinuousTrainer implements TrainLoop {
   done!: Promise<void>;
   private adapter!: LoraAdapter;
   private optimizer!: Optimizer;
+  /** The version the next step continues from. */
   private latest: VersionEntry | null = null;
+  /** The highest version number in the directory (new versions take the next one). */
+  private newestVersion = 0;
   private uses = new Map<string, number>();
   private failures = new Map<string, number>();
   private quarantined = new Set<string>();
@@ -156,8 +161,14 @@ class ContinuousTrainer implements TrainLoop {
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
     const versions = listVersions(this.adaptersDir);
+    // Samples of versions abandoned by a rollback count as used: the rollback undid what they
+    // taught on purpose, and training on them again would likely teach it again.
     this.uses = trainedCounts(versions);
-    this.latest = versions.at(-1) ?? null;
+    this.newestVersion = versions.at(-1)?.version ?? 0;
+    const { tip, rolledBackTo, problem } = resolveTip(versions, this.adaptersDir, this.state.dir);
+    if (problem) this.logger.warn(problem);
+    if (rolledBackTo) this.logger.info({ version: rolledBackTo }, "continuing from a rolled-back version");
+    this.latest = tip;
     this.optimizer = this.backend.createOptimizer(this.config.train);
     if (!this.latest) {
       this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
@@ -212,6 +223,8 @@ class ContinuousTrainer implements TrainLoop {
     while (!this.stopping) {
       let sleepMs = t.pollMs;
       try {
+        // A rollback by the sidecar: continue from the version it names.
+        if (newHead(this.adaptersDir, this.state.dir)) await this.resume();
         const scan = await this.sampleSource.scan(this.uses, t.epochs, this.quarantined);
         // Samples of a failed step go to the back, so one bad sample does not hold up the others.
         const fails = (id: string) => this.failures.get(id) ?? 0;
@@ -247,7 +260,7 @@ class ContinuousTrainer implements TrainLoop {
   private async step(batch: ReadySample[]): Promise<void> {
     const samples = batch.map((r) => r.sample);
     const ids = samples.map((s) => s.id);
-    const version = (this.latest?.version ?? 0) + 1;
+    const version = this.newestVersion + 1;
     const name = versionName(version);
     const stepNo = (this.latest?.manifest.step ?? 0) + 1;
     this.publish({ state: "training" });
@@ -275,6 +288,7 @@ class ContinuousTrainer implements TrainLoop {
         behaviourMismatch: outcome.behaviourMismatch,
         createdAt: "",
       };
+      const probe = await makeProbe(this.engine!, this.adapter, samples);
       const gguf = wantsGguf(this.config.train.gguf, this.model.source);
       row.durationMs = performance.now() - started;
       row.createdAt = new Date().toISOString();
@@ -295,12 +309,16 @@ class ContinuousTrainer implements TrainLoop {
           alpha: this.shape.alpha,
           targetModules: peftModuleNames(this.shape),
         },
-        (tmp) => this.backend.writeAdapter(tmp, this.adapter, this.model, { gguf }),
+        async (tmp) => {
+          await this.backend.writeAdapter(tmp, this.adapter, this.model, { gguf });
+          fs.writeFileSync(path.join(tmp, PROBE_FILE), JSON.stringify(probe) + "\n");
+        },
         () => crashPoint("before-version"),
       );
       crashPoint("after-version");
       this.store.put("train_steps", row);
       this.latest = { version, name, dir, manifest };
+      this.newestVersion = version;
       this.state.prune(version);
       for (const id of ids) {
         this.uses.set(id, (this.uses.get(id) ?? 0) + 1);

@@ -76,7 +76,7 @@ describe("trainOffline", () => {
     expect(r.steps).toHaveLength(2);
     expect(backend.engine!.calls.trainStep.map((b) => b.length)).toEqual([2, 1]);
     expect(r.manifest).toMatchObject({ name: "out", version: 2, step: 2, sampleIds: ["line-1", "line-3", "line-5"], parent: null });
-    expect(fs.readdirSync(out).sort()).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors", "manifest.json"]);
+    expect(fs.readdirSync(out).sort()).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors", "manifest.json", "probe.json"]);
     expect(verifyAdapterDir(out)).toEqual([]);
   });
 

@@ -6,6 +6,7 @@ import { createLogger, type AdapterManifest, type Config, type Logger, type Samp
 import { modelSourceOf, wantsGguf, type TrainBackend } from "./backend.js";
 import { parseSampleLines, type LineError } from "./jsonl.js";
 import { defaultBackend, peftModuleNames, stepSettings } from "./loop.js";
+import { makeProbe, PROBE_FILE } from "./probe.js";
 import { buildSample, type SkipReason } from "./samples.js";
 import { trainOnBatch, type StepOutcome } from "./step.js";
 import { readManifest, writeAdapterDir } from "./versions.js";
@@ -110,6 +111,7 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
         opts.onStep?.(k, outcome);
       }
       const used = [...new Set(batches.flat().map((s) => s.id))];
+      const probe = await makeProbe(engine, adapter, batches.at(-1)!);
       const gguf = wantsGguf(t.gguf, model.source);
       // Only now, with the new adapter in hand, does a --force replace what was there.
       if (checkOutDir(outDir, opts.force ?? false)) fs.rmSync(outDir, { recursive: true, force: true });
@@ -127,7 +129,10 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
           alpha: shape.alpha,
           targetModules: peftModuleNames(shape),
         },
-        (tmp) => backend.writeAdapter(tmp, adapter, model, { gguf }),
+        async (tmp) => {
+          await backend.writeAdapter(tmp, adapter, model, { gguf });
+          fs.writeFileSync(path.join(tmp, PROBE_FILE), JSON.stringify(probe) + "\n");
+        },
       );
       return { outDir, manifest, samples: samples.length, lineErrors, skipped, steps: outcomes };
     } finally {
