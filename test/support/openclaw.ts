@@ -2,11 +2,12 @@
 // the npm registry's `node-<platform>-<arch>` package, since the test host runs Node 20), installed
 // once into .cache/openclaw/ (ignored by git). A lock directory keeps parallel test files from
 // installing at the same time; a `.ready` marker says the install is complete.
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import readline from "node:readline";
 import { promisify } from "node:util";
-import { CACHE_DIR } from "./model-fixture.js";
+import { CACHE_DIR, REPO_ROOT } from "./model-fixture.js";
 
 const exec = promisify(execFile);
 
@@ -35,7 +36,7 @@ function describe(dir: string): OpenClawInstall {
     nodeBinDir,
     openclawBin,
     env: ({ home, stateDir, configPath, extra }) => ({
-      ...process.env,
+      ...withoutTestRunnerVars(process.env),
       PATH: [nodeBinDir, path.dirname(openclawBin), process.env.PATH ?? ""].join(path.delimiter),
       HOME: home,
       OPENCLAW_STATE_DIR: stateDir,
@@ -45,6 +46,14 @@ function describe(dir: string): OpenClawInstall {
       ...extra,
     }),
   };
+}
+
+/**
+ * The test runner's own variables, which OpenClaw (itself developed with vitest) reads as "running
+ * under test": with VITEST=true it prints nothing and writes no log file.
+ */
+function withoutTestRunnerVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^VITEST/.test(k) && k !== "TEST" && k !== "NODE_ENV"));
 }
 
 async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
@@ -118,5 +127,102 @@ export async function ensureOpenClaw(): Promise<OpenClawInstall> {
     if (!stdout.includes(OPENCLAW_VERSION)) throw new Error(`installed OpenClaw reports "${stdout.trim()}", expected ${OPENCLAW_VERSION}`);
     fs.writeFileSync(ready, `${new Date().toISOString()}\n`);
     return oc;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving OpenClaw and clawloop's CLI as processes, with their output kept for diagnosis.
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Output of every process a test ran, newest last: printed when a test fails. */
+export class Transcript {
+  readonly entries: string[] = [];
+  add(title: string, body: string): void {
+    this.entries.push(`── ${title}\n${body.trim()}`);
+  }
+  tail(chars = 60_000): string {
+    const all = this.entries.join("\n\n");
+    return all.length > chars ? `…${all.slice(-chars)}` : all;
+  }
+}
+
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; log?: Transcript },
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd ?? REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 180_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      opts.log?.add(`${path.basename(cmd)} ${args.join(" ")} → exit ${code}`, `${stdout}\n${stderr}`.slice(-20_000));
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs clawloop's CLI from source (the code `bin/clawloop.js` runs once built), on the test's Node. */
+export function clawloopArgs(args: string[]): [string, string[]] {
+  const entry = 'const { main } = await import("./cli/main.ts"); await main(["node", "clawloop", ...process.argv.slice(1)]);';
+  return [process.execPath, ["--import", "tsx", "--input-type=module", "-e", entry, "--", ...args]];
+}
+
+export interface Service {
+  child: ChildProcess;
+  output: () => string;
+  /** SIGTERM, then waits for the exit (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Starts a long-running process and resolves once a line of its output matches `ready`. */
+export function startService(
+  cmd: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; ready: RegExp; timeoutMs?: number; name: string; log?: Transcript },
+): Promise<Service> {
+  const child = spawn(cmd, args, { env: opts.env, cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  const service: Service = {
+    child,
+    output: () => out,
+    stop: async (graceMs = 15_000) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        await exited;
+        clearTimeout(t);
+      }
+      opts.log?.add(`${opts.name} (stopped)`, out.slice(-20_000));
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${opts.name} did not get ready in ${opts.timeoutMs ?? 120_000} ms:\n${out.slice(-5000)}`));
+    }, opts.timeoutMs ?? 120_000);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      readline.createInterface({ input: stream }).on("line", (line) => {
+        out += line + "\n";
+        if (opts.ready.test(line)) {
+          clearTimeout(timer);
+          resolve(service);
+        }
+      });
+    }
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`${opts.name} exited before it was ready:\n${out.slice(-5000)}`));
+    });
   });
 }
