@@ -29,6 +29,8 @@ export interface LoopsView {
     /** Rows in the append-only log, not yet in LanceDB. */
     pendingRows: number;
     turnsSinceStart: number;
+    /** Turns in the store: those there at start (counted once) plus those recorded since; null while unknown. */
+    turnsTotal: number | null;
     eventsSinceStart: Record<string, number>;
     inflight: number;
     startedAt: string;
@@ -99,6 +101,8 @@ export async function loopsView(d: {
   metrics: SidecarMetrics;
   loopsDir: string;
   startedAt: Date;
+  /** Turns in the store when the dashboard was mounted (null: not counted yet, or the count failed). */
+  initialTurns: () => number | null;
 }): Promise<LoopsView> {
   const [health, turns, events, inflight] = await Promise.all([
     d.upstream.health(),
@@ -124,6 +128,7 @@ export async function loopsView(d: {
       store,
       pendingRows: Object.values(store.tables).reduce((n, t) => n + (t?.pending ?? 0), 0),
       turnsSinceStart: turns.total,
+      turnsTotal: d.initialTurns() === null ? null : d.initialTurns()! + turns.total,
       eventsSinceStart: events.by,
       inflight: inflight.total,
       startedAt: d.startedAt.toISOString(),

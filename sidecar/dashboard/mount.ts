@@ -89,6 +89,14 @@ export function mountDashboard(router: ControlRouter, d: DashboardDeps): Dashboa
     intervalMs: d.pulseIntervalMs,
   });
 
+  // Counting a table the sidecar writes is cheap only when nothing waits to be flushed: count once
+  // now, and add the turns recorded since (the metrics count those).
+  let initialTurns: number | null = null;
+  void d.store
+    .count("turns")
+    .then((n) => (initialTurns = n))
+    .catch((err: unknown) => d.logger.warn({ err: String(err) }, "dashboard: could not count the turns"));
+
   router.add(
     "GET",
     DASHBOARD_PATH,
@@ -137,7 +145,7 @@ export function mountDashboard(router: ControlRouter, d: DashboardDeps): Dashboa
   );
 
   router.add("GET", "/clawloop/v1/loops", () =>
-    loopsView({ upstream: d.upstream, store: d.store, metrics: d.metrics, loopsDir: paths.loops, startedAt: d.startedAt }),
+    loopsView({ upstream: d.upstream, store: d.store, metrics: d.metrics, loopsDir: paths.loops, startedAt: d.startedAt, initialTurns: () => initialTurns }),
   );
 
   router.add("GET", "/clawloop/v1/runs", (c) => ({ runs: listRuns(paths.runs, intParam(c, "limit", 20, 200)) }));

@@ -200,6 +200,7 @@ describe("read endpoints", () => {
     expect(v.serve.health.ok).toBe(true);
     expect(v.serve.url).toContain(r.up.url);
     expect(v.collect.ok).toBe(true);
+    expect(v.collect.turnsTotal).toBe(seed.turns.length);
     expect(v.judge.state).toBe("running");
     expect(v.judge.status.waiting).toBe(2);
     expect(v.train.state).toBe("not running");

@@ -97,7 +97,7 @@ async function refreshSummary() {
   const byScore = judge?.byScore;
   fill(
     byId("kpis"),
-    kpi("Turns recorded", count(loops?.collect?.turnsSinceStart), "since the sidecar started"),
+    kpi("Turns recorded", count(loops?.collect?.turnsTotal ?? loops?.collect?.turnsSinceStart), loops ? `${count(loops.collect.turnsSinceStart)} since the sidecar started` : ""),
     kpi("Judged", count(rewards?.total), byScore ? `+1 ${count(byScore["1"])} · 0 ${count(byScore["0"])} · −1 ${count(byScore["-1"])}` : "judgments in the store"),
     kpi(
       "Reward (rolling mean)",
@@ -138,8 +138,12 @@ function connect() {
     if (!first) onChange(["turns", "judgments", "train", "adapters", "loops", "runs"]);
     first = false;
   });
+  let changes = 0;
   es.addEventListener("change", (ev) => {
     const data = JSON.parse(/** @type {MessageEvent} */ (ev).data);
+    changes++;
+    conn.dataset.changes = String(changes);
+    conn.title = `Live updates: ${changes} so far, the last at ${new Date().toLocaleTimeString()} (${(data.topics ?? []).join(", ")})`;
     onChange(data.topics ?? []);
   });
   es.addEventListener("error", () => {
@@ -149,6 +153,12 @@ function connect() {
 }
 
 window.addEventListener("hashchange", () => void show());
+// Charts are drawn at their shown width: draw again once a resize settles.
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = window.setTimeout(() => current && void runRefresh(() => /** @type {NonNullable<typeof current>} */ (current).view.refresh(route().params)), 250);
+});
 void show();
 void refreshSummary().catch(() => undefined);
 connect();

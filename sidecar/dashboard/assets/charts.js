@@ -14,12 +14,13 @@ import { num } from "./format.js";
  *   yFormat?: (v: number) => string,
  *   xFormat?: (v: number) => string,
  *   yTicks?: number[],
+ *   xIntegers?: boolean,
+ *   width?: number,
  *   empty?: string,
  *   label?: string,
  * }} ChartOptions
  */
 
-const W = 640;
 const M = { left: 46, right: 14, top: 12, bottom: 26 };
 
 /** Round tick values covering [lo, hi]. @param {number} lo @param {number} hi @param {number} n */
@@ -43,6 +44,8 @@ function timeTick(t, span = 0) {
 
 /** @param {ChartOptions} o @returns {HTMLElement} */
 export function chart(o) {
+  // Drawn at the width it is shown at, so text keeps its size on wide and narrow screens.
+  const W = Math.max(280, Math.round(o.width ?? 640));
   const H = o.height ?? 200;
   const pts = o.series.flatMap((se) => se.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   const fig = h("figure", { class: "chart", "aria-label": o.label ?? null });
@@ -78,7 +81,7 @@ export function chart(o) {
     grid.append(s("line", { x1: M.left, x2: W - M.right, y1: py(t), y2: py(t) }));
     grid.append(s("text", { x: M.left - 6, y: py(t) + 4, class: "tick tick-y" }, yFmt(t)));
   }
-  const xt = o.x === "time" ? niceTimeTicks(x0, x1) : niceTicks(x0, x1, 6).filter((t) => Number.isInteger(t) || x1 - x0 < 10);
+  const xt = o.x === "time" ? niceTimeTicks(x0, x1) : niceTicks(x0, x1, Math.max(2, Math.round(W / 110))).filter((t) => !o.xIntegers || Number.isInteger(t));
   for (const t of xt) grid.append(s("text", { x: px(t), y: H - 7, class: "tick tick-x" }, xFmt(t)));
   grid.append(s("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
   svg.append(grid);
@@ -99,7 +102,7 @@ export function chart(o) {
     }
     if (kind === "dots" || kind === "line+dots" || ps.length === 1) {
       for (const p of ps) {
-        g.append(s("circle", { cx: px(p.x).toFixed(1), cy: py(p.y).toFixed(1), r: kind === "dots" ? 2.6 : 3.2, class: "dot" }, s("title", null, p.title ?? `${se.name}: ${yFmt(p.y)}`)));
+        g.append(s("circle", { cx: px(p.x).toFixed(1), cy: py(p.y).toFixed(1), r: kind === "dots" ? 3.4 : 3.2, class: "dot" }, s("title", null, p.title ?? `${se.name}: ${yFmt(p.y)}`)));
       }
     }
     svg.append(g);

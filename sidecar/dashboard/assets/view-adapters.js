@@ -101,14 +101,18 @@ export function adaptersView(ctx) {
                     { class: "actions" },
                     isLive
                       ? h("span", { class: "muted small" }, "serving")
-                      : h("button", { class: "btn btn-small", type: "button", title: `Make ${v.id} live again (and pin it)`, onclick: () => act(`Rolled back to ${v.id}`, "adapters/rollback", { version: v.id }) }, "Roll back to this"),
+                      : v.status === "rejected"
+                        ? h("span", { class: "muted small", title: "A version that failed its check cannot go live" }, "failed its check")
+                        : h("button", { class: "btn btn-small", type: "button", title: `Make ${v.id} live again (and pin it)`, onclick: () => act(`Rolled back to ${v.id}`, "adapters/rollback", { version: v.id }) }, "Roll back to this"),
                   ),
                   h(
                     "td",
                     { class: "actions" },
                     isPinned
                       ? h("button", { class: "btn btn-small btn-quiet", type: "button", onclick: () => act("Unpinned", "adapters/unpin", {}) }, "Unpin")
-                      : h("button", { class: "btn btn-small btn-quiet", type: "button", title: `Keep ${v.id} live; new versions wait`, onclick: () => act(`Pinned ${v.id}`, "adapters/pin", { version: v.id }) }, "Pin"),
+                      : v.status === "rejected"
+                        ? null
+                        : h("button", { class: "btn btn-small btn-quiet", type: "button", title: `Keep ${v.id} live; new versions wait`, onclick: () => act(`Pinned ${v.id}`, "adapters/pin", { version: v.id }) }, "Pin"),
                   ),
                 );
               }),

@@ -167,12 +167,14 @@ function turnCard(t) {
             h(
               "li",
               { class: ["ns", `ns-${n.kind}`] },
-              h("span", { class: "ns-kind" }, KIND_LABEL[n.kind] ?? n.kind, n.toolName ? ` · ${n.toolName}` : "", n.exitCode !== null && n.exitCode !== undefined ? ` · exit ${n.exitCode}` : "", n.score !== null && n.score !== undefined ? ` · ${n.score > 0 ? "👍" : "👎"}` : ""),
+              h("span", { class: "ns-kind" }, KIND_LABEL[n.kind] ?? n.kind, n.toolName ? ` · ${n.toolName}` : "", n.exitCode !== null && n.exitCode !== undefined ? ` · exit ${n.exitCode}` : "", n.score !== null && n.score !== undefined ? ` · ${rewardText(n.score)}` : ""),
               n.text ? h("span", { class: "ns-text" }, n.text) : null,
             ),
           ),
         )
-      : h("div", { class: "next-none" }, t.turnType === "main" ? "Waiting for what happens next…" : ""),
+      : t.turnType === "main" && t.status === "ok"
+        ? h("div", { class: "next-none" }, "Waiting for what happens next…")
+        : null,
     j
       ? h(
           "div",

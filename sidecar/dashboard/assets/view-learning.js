@@ -50,6 +50,7 @@ export function learningView(ctx) {
         fact("Rolling mean now", latest ? `${latest.mean > 0 ? "+" : ""}${num(latest.mean, 2)}` : "—"),
       ),
       chart({
+        width: inner(rewards),
         label: "Reward per judged turn and its rolling mean",
         x: "time",
         yMin: -1.15,
@@ -75,20 +76,22 @@ export function learningView(ctx) {
     const series = (/** @type {string} */ key) => st.filter((s) => s[key] !== null && s[key] !== undefined).map((s) => pt(key, s));
     const empty = "No training steps yet: the train loop steps once enough judged samples are waiting.";
     const kind = st.length > 60 ? "line" : "line+dots";
+    // Two charts a row, each in a box with 12px padding, 16px apart.
+    const width = (inner(steps) - 16) / 2 - 26;
     fill(
       steps,
       h("div", { class: "panel-head" }, h("h2", null, "Training steps"), h("span", { class: "muted" }, st.length ? `${st.length} step${st.length === 1 ? "" : "s"}, latest ${st.at(-1).version}` : "")),
       h(
         "div",
         { class: "grid2" },
-        small("Loss", chart({ x: "number", height: 170, empty, series: [
+        small("Loss", chart({ x: "number", xIntegers: true, width, height: 170, empty, series: [
           { name: "total", color: "var(--accent)", kind, points: series("loss") },
           { name: "RL", color: "var(--warn)", kind: "line", dash: true, points: series("lossRl") },
           { name: "OPD", color: "var(--c5)", kind: "line", dash: true, points: series("lossOpd") },
         ] })),
-        small("KL to base", chart({ x: "number", height: 170, empty: st.length ? "The trainer did not measure KL." : empty, series: [{ name: "", color: "var(--c6)", kind, points: series("klToBase") }] })),
-        small("Gradient norm", chart({ x: "number", height: 170, empty, series: [{ name: "", color: "var(--neg)", kind, points: series("gradNorm") }] })),
-        small("Tokens and mean reward per step", chart({ x: "number", height: 170, empty, series: [
+        small("KL to base", chart({ x: "number", xIntegers: true, width, height: 170, empty: st.length ? "The trainer did not measure KL." : empty, series: [{ name: "", color: "var(--c6)", kind, points: series("klToBase") }] })),
+        small("Gradient norm", chart({ x: "number", xIntegers: true, width, height: 170, empty, series: [{ name: "", color: "var(--neg)", kind, points: series("gradNorm") }] })),
+        small("Tokens and mean reward per step", chart({ x: "number", xIntegers: true, width, height: 170, empty, series: [
           { name: "tokens (÷1000)", color: "var(--zero)", kind, points: st.map((s) => ({ x: s.step, y: s.tokens / 1000, title: `step ${s.step} · ${count(s.tokens)} tokens, ${s.samples} samples` })) },
           { name: "mean reward", color: "var(--pos)", kind, points: series("meanReward") },
         ] })),
@@ -105,8 +108,10 @@ export function learningView(ctx) {
       h("div", { class: "panel-head" }, h("h2", null, "Satisfaction in demo runs"), h("span", { class: "muted" }, "share of a simulated user's interactions that satisfied them")),
       ok.length
         ? chart({
+            width: inner(runs),
             label: "Satisfaction rate per demo run",
             x: "number",
+            xIntegers: true,
             yMin: 0,
             yMax: 1,
             yTicks: [0, 0.25, 0.5, 0.75, 1],
@@ -189,6 +194,11 @@ export function learningView(ctx) {
   }
 
   return { topics: ["judgments", "train", "runs"], refresh };
+}
+
+/** The drawing width inside a panel (18px padding each side). @param {HTMLElement} panel */
+function inner(panel) {
+  return panel.clientWidth - 36;
 }
 
 /** @param {string} label @param {string} value */
