@@ -119,7 +119,10 @@ function register(api: PluginApi): void {
       void rt.outbox.flush();
     },
     // At Gateway shutdown, give delivery two seconds; whatever is left stays spooled.
-    stop: () => rt.outbox.drainFor(2000),
+    stop: async () => {
+      await Promise.race([rt.sessions.settled(), new Promise((r) => setTimeout(r, 500).unref())]);
+      await rt.outbox.drainFor(2000);
+    },
   });
 }
 

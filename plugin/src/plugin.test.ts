@@ -74,8 +74,9 @@ beforeEach(async () => {
   config = { sidecarUrl: sidecar.url, token: "tok", spoolDir };
 });
 afterEach(async () => {
-  const rt = (globalThis as Record<symbol, { outbox: { close(): void } } | undefined>)[STATE];
+  const rt = (globalThis as Record<symbol, { outbox: { close(): void }; sessions: { settled(): Promise<void> } } | undefined>)[STATE];
   rt?.outbox.close();
+  await rt?.sessions.settled();
   delete (globalThis as Record<symbol, unknown>)[STATE];
   await sidecar.close();
   removeTmpDirs();
@@ -138,6 +139,27 @@ describe("tagging model calls", () => {
     expect(h.warnings.filter((w) => w.includes("allowConversationAccess"))).toHaveLength(1);
   });
 
+  it("gives a retried run's calls fresh call ids, since OpenClaw numbers a retry from 1 again", async () => {
+    const h = host(config);
+    const calls = turn(h, "run-r", "hello", [], 2); // run-r:model:1, :2, then a model error
+    const { fn } = h.stream();
+    // OpenClaw retries the run (same run id) and numbers its calls from 1 again (seen with 2026.9.6).
+    fn({}, {}, { sessionId: "s1", requestId: "run-r:model:1" });
+    h.fire(
+      "model_call_ended",
+      { runId: "run-r", callId: "run-r:model:1", sessionId: "s1", provider: "clawloop", model: "m", outcome: "error", errorCategory: "overflow" },
+      userCtx("run-r"),
+    );
+    fn({}, {}, { sessionId: "s1", requestId: "run-r:model:2" });
+    const ids = [...calls.map((c) => c.headers!["X-OpenClaw-Call-Id"])];
+    expect(ids).toEqual(["run-r:model:1", "run-r:model:2"]);
+    const { fn: again, calls: later } = h.stream();
+    again({}, {}, { sessionId: "s1", requestId: "run-r:model:1" });
+    expect(later[0]!.headers!["X-OpenClaw-Call-Id"]).toBe("run-r:model:5");
+    const [err] = (await delivered(h)) as NextStateEvent[];
+    expect(err).toMatchObject({ kind: "model_error", forCallId: "run-r:model:3" });
+  });
+
   it("adds the ids to the body only when bodyMetadata is on", async () => {
     const h = host({ ...config, bodyMetadata: true });
     const calls = turn(h, "run-a", "hello", []);
@@ -160,6 +182,7 @@ describe("next states", () => {
     const h = host(config);
     turn(h, "run-1", "what is 2+2?", []);
     // The next message, in a new process: state comes only from the transcript OpenClaw passes in.
+    await runtimeFor(h.api).sessions.settled();
     delete (globalThis as Record<symbol, unknown>)[STATE];
     const h2 = host(config);
     const history = [{ role: "user", content: "what is 2+2?" }, assistant("run-1")];
@@ -243,6 +266,7 @@ describe("explicit feedback", () => {
     const h = host(config);
     turn(h, "run-1", "hello", [], 2, "gw-session");
     // The command handler runs in another module instance or process: only the disk index remains.
+    await runtimeFor(h.api).sessions.settled();
     delete (globalThis as Record<symbol, unknown>)[STATE];
     const h2 = host(config);
     const out = await h2.commands.get("bad")!.handler({
@@ -265,6 +289,7 @@ describe("explicit feedback", () => {
     expect(claimed).toMatchObject({ handled: true, reply: { text: expect.stringMatching(/Noted/) } });
     expect(h.fire("before_agent_reply", { cleanedBody: "thanks" }, userCtx("run-x"))).toBeUndefined();
     // The reply to /good is persisted with its run id; the next message still follows run-1.
+    await runtimeFor(h.api).sessions.settled();
     delete (globalThis as Record<symbol, unknown>)[STATE];
     const h2 = host(config);
     turn(h2, "run-2", "and now?", [assistant("run-1"), { role: "assistant", content: "👍 Noted", __openclaw: { runId: "run-fb" } }]);

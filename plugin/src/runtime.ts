@@ -45,6 +45,8 @@ export class ClawloopRuntime {
   private readonly runs = new Map<string, RunInfo>();
   /** Runs whose prompt was already looked at (model-error retries re-run the prompt hooks). */
   private readonly promptSeen = new Set<string>();
+  /** Call ids handed out per run (see uniqueCallId). */
+  private readonly callIds = new Map<string, { used: Set<string>; max: number; latest: Map<string, string> }>();
   private token: string | null = null;
   private warnedUntracked = false;
 
@@ -76,8 +78,8 @@ export class ClawloopRuntime {
    * turn), and reports reactions that reached the agent with this request as feedback.
    */
   describeCall(options: StreamOptions, context?: unknown): CallTags {
-    const callId = options.requestId ?? null;
-    const runId = runIdOfCall(callId);
+    const runId = runIdOfCall(options.requestId);
+    const callId = runId && options.requestId ? this.uniqueCallId(runId, options.requestId) : null;
     const run = runId ? this.runs.get(runId) : undefined;
     if (this.settings.reactions) this.reportReactions(context, options.sessionId ?? run?.sessionId ?? null, run?.sessionKey ?? null);
     if (runId && !run && !this.warnedUntracked) {
@@ -196,7 +198,30 @@ export class ClawloopRuntime {
     const sessionId = e.sessionId ?? ctx.sessionId ?? this.runs.get(e.runId)?.sessionId;
     if (!sessionId) return;
     const why = [e.errorCategory ?? "error", e.failureKind].filter(Boolean).join(": ");
-    this.emit([modelErrorEvent({ sessionId, runId: e.runId, callId: e.callId, text: `model call failed (${why})` })]);
+    const callId = this.callIds.get(e.runId)?.latest.get(e.callId) ?? e.callId;
+    this.emit([modelErrorEvent({ sessionId, runId: e.runId, callId, text: `model call failed (${why})` })]);
+  }
+
+  /**
+   * OpenClaw numbers a run's model calls from 1 again when it retries the run (after a model error
+   * or a context overflow), so `<runId>:model:1` can name two calls. The sidecar keys turns by
+   * call id; a repeated one gets the run's next free number instead, so no call overwrites another.
+   */
+  private uniqueCallId(runId: string, requestId: string): string {
+    let c = this.callIds.get(runId);
+    if (!c) {
+      c = { used: new Set(), max: 0, latest: new Map() };
+      this.callIds.set(runId, c);
+      if (this.callIds.size > MAX_RUNS) this.callIds.delete(this.callIds.keys().next().value!);
+    }
+    const n = Number(requestId.slice(requestId.lastIndexOf(":model:") + 7));
+    let id = requestId;
+    if (c.used.has(requestId) || !Number.isInteger(n)) id = `${runId}:model:${c.max + 1}`;
+    const m = Number(id.slice(id.lastIndexOf(":model:") + 7));
+    c.max = Math.max(c.max, m);
+    c.used.add(id);
+    c.latest.set(requestId, id);
+    return id;
   }
 
   /** Keeps `/good …` and `/bad …` out of the transcript, so the model never sees them. Synchronous by contract. */

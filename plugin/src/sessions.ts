@@ -4,6 +4,7 @@
 // Kept in memory and mirrored to one small JSON file per session, since `openclaw agent --local`
 // runs are separate processes and the Gateway's command handler sits in another module instance.
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 
@@ -22,6 +23,8 @@ const MAX_NO_MODEL_RUNS = 50;
 
 export class SessionIndex {
   private readonly mem = new Map<string, SessionRecord>();
+  private readonly writes = new Map<string, { running: boolean; next: SessionRecord | null }>();
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(private readonly dir: string) {}
 
@@ -68,16 +71,40 @@ export class SessionIndex {
     }
   }
 
+  /**
+   * Written in the background (this runs as a model call starts), latest record last, atomically
+   * (temp + rename). Best effort: losing it only loses a cross-process hint.
+   */
   private writeDisk(key: string, rec: SessionRecord): void {
-    // Small, atomic (temp + rename), and best effort: losing it only loses a cross-process hint.
-    try {
-      fs.mkdirSync(this.dir, { recursive: true });
+    const w = this.writes.get(key) ?? { running: false, next: null };
+    w.next = rec;
+    this.writes.set(key, w);
+    if (!w.running) void this.pump(key, w);
+  }
+
+  private async pump(key: string, w: { running: boolean; next: SessionRecord | null }): Promise<void> {
+    w.running = true;
+    while (w.next) {
+      const rec = w.next;
+      w.next = null;
       const tmp = path.join(this.dir, `.${randomBytes(6).toString("hex")}.tmp`);
-      fs.writeFileSync(tmp, JSON.stringify(rec));
-      fs.renameSync(tmp, this.file(key));
-    } catch {
-      // ignore
+      try {
+        await fsp.mkdir(this.dir, { recursive: true });
+        await fsp.writeFile(tmp, JSON.stringify(rec));
+        await fsp.rename(tmp, this.file(key));
+      } catch {
+        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      }
     }
+    w.running = false;
+    this.writes.delete(key);
+    if (this.writes.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves when every record is on disk (tests; shutdown). */
+  async settled(): Promise<void> {
+    if (this.writes.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 }
 
