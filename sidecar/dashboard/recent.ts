@@ -1,7 +1,8 @@
 // The newest rows of a table by a time column, without loading the table. LanceDB has no ORDER BY,
-// so we ask for time windows instead: a window that comes back full (it may hold more rows than we
-// saw) is narrowed, one that holds too few is followed by an older, wider one. Every query fetches
-// at most `cap` rows, and only rows of the windows looked at are decoded.
+// so we look for a time window ending at the cursor that holds at least `limit` rows but fewer
+// than `cap` (then we hold all of it, and its newest rows are the answer): a window that came back
+// full is too wide, one with too few rows too narrow, and the next try lies between the two.
+// Every query fetches at most `cap` rows; only rows of the windows tried are decoded.
 import { columnName, sqlString, type Filter, type QueryOptions, type StoreHealth, type TableName, type Tables } from "../../core/index.js";
 
 /** What the dashboard needs of a store: `Store` and the sidecar's `RecordStore` both fit. */
@@ -39,54 +40,72 @@ export interface LatestResult<T extends TableName> {
 }
 
 const HOUR = 3_600_000;
-/** Narrowing stops here: rows sharing one second beyond `cap` are returned as far as seen. */
-const MIN_SPAN = 1_000;
+/** Narrower than this, a full window is taken as it is: more than `cap` rows share one millisecond. */
+const MIN_SPAN = 1;
 /** Nothing clawloop recorded is older. */
 const FLOOR = Date.parse("2020-01-01T00:00:00Z");
-const MAX_QUERIES = 48;
+const MAX_QUERIES = 40;
 
 export async function latestRows<T extends TableName>(store: ReadStore, q: LatestQuery<T>): Promise<LatestResult<T>> {
   const cap = q.cap ?? Math.max(4 * q.limit, 200);
   const col = columnName(q.timeField);
   const timeOf = (row: Tables[T]) => String((row as unknown as Record<string, unknown>)[q.timeField] ?? "");
-  const floor = q.since ? Math.max(Date.parse(q.since), FLOOR) : FLOOR;
-  const sinceIso = q.since ? new Date(Date.parse(q.since)).toISOString() : null;
-  let hi: number | null = q.before ? Date.parse(q.before) : null;
+  const floor = Math.max(q.since ? Date.parse(q.since) : FLOOR, FLOOR);
+  const floorIso = q.since ? new Date(Date.parse(q.since)).toISOString() : new Date(FLOOR).toISOString();
+  const hiIso = q.before ? new Date(Date.parse(q.before)).toISOString() : null;
+  const top = q.before ? Date.parse(q.before) : Date.now();
+  // Spans known to hold too few rows (`short`) and too many (`full`).
+  let short = 0;
+  let full = Number.POSITIVE_INFINITY;
   let span = HOUR;
-  const found = new Map<string, Tables[T]>();
   let queries = 0;
-  let reachedFloor = false;
+  // Rows of the last window held whole (exact, maybe fewer than asked), and of the last full one.
+  let whole: Tables[T][] | null = null;
+  let partial: Tables[T][] = [];
+  let complete = false;
 
   while (queries < MAX_QUERIES) {
-    const top = hi ?? Date.now();
-    const lo = Math.max(floor, top - span);
-    const loIso = lo <= floor && sinceIso ? sinceIso : new Date(lo).toISOString();
-    const hiIso = hi === null ? null : new Date(hi).toISOString();
+    const lo = top - span;
+    const loIso = lo <= floor ? floorIso : new Date(lo).toISOString();
     const clauses = [`${col} >= ${sqlString(loIso)}`];
     if (hiIso) clauses.push(`${col} < ${sqlString(hiIso)}`);
     if (q.sql) clauses.push(`(${q.sql})`);
     const rows = await store.list(q.table, { where: q.where, sql: clauses.join(" AND "), limit: cap } as QueryOptions<T>);
     queries++;
+    // Unflushed rows of this process skip the SQL: test the window here too.
     const inWindow = rows.filter((r) => {
       const t = timeOf(r);
       return t >= loIso && (hiIso === null || t < hiIso);
     });
-    // Unflushed rows skip the SQL and may fill the answer: only a window full of its own rows is "full".
     const pending = store.health().tables[q.table]?.pending ?? 0;
-    const full = rows.length >= cap && inWindow.length >= cap - pending;
-    if (full && span > MIN_SPAN) {
-      span = Math.max(MIN_SPAN, Math.floor(span / 4));
-      continue;
+    const isFull = rows.length >= cap && inWindow.length >= cap - pending;
+    const kept = q.keep ? inWindow.filter(q.keep) : inWindow;
+    if (isFull) {
+      full = span;
+      partial = kept;
+      if (span <= MIN_SPAN) break;
+    } else {
+      whole = kept;
+      if (kept.length >= q.limit) {
+        complete = true;
+        break;
+      }
+      if (lo <= floor) {
+        // The whole range holds fewer than `limit` matching rows.
+        complete = true;
+        break;
+      }
+      short = span;
     }
-    for (const r of inWindow) if (!q.keep || q.keep(r)) found.set(String((r as { id: unknown }).id), r);
-    if (lo <= floor) {
-      reachedFloor = true;
-      break;
-    }
-    if (found.size >= q.limit) break;
-    hi = lo;
-    span *= 4;
+    span = full === Number.POSITIVE_INFINITY ? span * 4 : short === 0 ? Math.max(MIN_SPAN, Math.floor(span / 4)) : Math.floor(Math.sqrt(short * full));
+    if (span <= short || span >= full) break;
   }
-  const sorted = [...found.values()].sort((a, b) => (timeOf(a) < timeOf(b) ? 1 : timeOf(a) > timeOf(b) ? -1 : 0));
-  return { rows: sorted.slice(0, q.limit), more: sorted.length > q.limit || !reachedFloor, queries };
+  // When no window was both whole and big enough, more than `cap` rows crowd into one millisecond
+  // (or fewer than `limit` of them pass `keep`): the whole window's rows are the newest, exactly,
+  // and the full window adds some of the crowd (which of those rows LanceDB gave is arbitrary).
+  const byId = new Map<string, Tables[T]>();
+  for (const r of complete ? (whole ?? []) : [...(whole ?? []), ...partial]) byId.set(String((r as { id: unknown }).id), r);
+  const sorted = [...byId.values()].sort((a, b) => (timeOf(a) < timeOf(b) ? 1 : timeOf(a) > timeOf(b) ? -1 : 0));
+  const reachedFloor = complete && sorted.length < q.limit;
+  return { rows: sorted.slice(0, q.limit), more: !reachedFloor, queries };
 }
