@@ -304,3 +304,32 @@ describe("clawloop dashboard", () => {
     await expect(findDashboardLink({ dataDir: r.dataDir, url: "http://127.0.0.1:1" })).rejects.toThrow(/no sidecar answers at http:\/\/127.0.0.1:1/);
   });
 });
+
+describe("failures", () => {
+  it("an upstream that stopped answering shows as serve down with its error; closing the sidecar ends open event streams cleanly", async () => {
+    const r2 = await rig({}, {}, { dataDir: tmpDir("clawloop-dashboard-down-") });
+    try {
+      const empty = await r2.api("/clawloop/v1/timeline");
+      expect(((await empty.json()) as { turns: unknown[] }).turns).toEqual([]);
+      await r2.up.close();
+      const res = await r2.api("/clawloop/v1/loops");
+      const v = (await res.json()) as { serve: { health: { ok: boolean } }; judge: { state: string }; errors: { loop: string }[] };
+      expect(v.serve.health.ok).toBe(false);
+      expect(v.judge.state).toBe("never ran");
+      expect(v.errors.map((e) => e.loop)).toEqual(["serve"]);
+      const stream = await r2.api("/clawloop/v1/updates");
+      expect(stream.status).toBe(200);
+      const reader = stream.body!.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toContain("event: hello");
+      const closing = r2.sc.close();
+      // The stream ends (not cut) once the sidecar closes.
+      for (;;) {
+        const { done } = await reader.read();
+        if (done) break;
+      }
+      await closing;
+    } finally {
+      await r2.sc.close();
+    }
+  });
+});
