@@ -132,6 +132,8 @@ describe("dashboard in Chromium", () => {
     await page.click(".sessions a[title='s-bob']");
     await expect.poll(() => page.locator(".timeline-head h2").innerText()).toBe("Session s-bob");
     await expect.poll(() => page.locator(".timeline .turn").count()).toBe(seed.turns.filter((t) => t.sessionId === "s-bob").length);
+    // The whole session is shown: nothing older to load.
+    expect(await page.locator("button.more").isVisible()).toBe(false);
     await shot("2-session");
   });
 
