@@ -117,12 +117,27 @@ function project(g: Graph, x: Value, w: Value, bias: Value | undefined, lora: { 
   return y;
 }
 
-/** rotate_half(x) = [−x₂, x₁] over the last axis. */
+/**
+ * rotate_half(x) = [−x₂, x₁] over the last axis, as a product with a constant ±1 permutation
+ * matrix: one pass forward and one backward, where slicing and concatenating take four each.
+ */
 function rotateHalf(g: Graph, x: Value, hd: number): Value {
-  const x1 = g.slice(x, -1, 0, hd / 2);
-  const x2 = g.slice(x, -1, hd / 2, hd);
-  return g.concat([g.neg(x2), x1], -1);
+  let R = rotations.get(g);
+  if (!R) {
+    const half = hd / 2;
+    const m = new Array<number>(hd * hd).fill(0);
+    for (let i = 0; i < half; i++) {
+      m[(i + half) * hd + i] = -1; // out[i] = −x[i + half]
+      m[i * hd + i + half] = 1; // out[i + half] = x[i]
+    }
+    R = g.constant(m, [hd, hd]);
+    rotations.set(g, R);
+  }
+  return g.matmul(x, R);
 }
+
+/** One rotation matrix per graph (every layer shares it). */
+const rotations = new WeakMap<Graph, Value>();
 
 function rope(g: Graph, x: Value, at: AttentionInputs, hd: number): Value {
   return g.add(g.mul(x, at.cos), g.mul(rotateHalf(g, x, hd), at.sin));

@@ -87,8 +87,8 @@ describe.each(Object.entries(VARIANTS))("engine on a tiny %s model (float64)", (
   const config = tinyConfig(over);
   const weights = syntheticWeights(config, 7);
 
-  it("scores like the reference forward pass, with and without an adapter", async () => {
-    const engine = await Engine.create({ model: { weights }, lora: lora(), float: "float64", threads: 1 });
+  it.each(["whole", "layered"] as const)("scores like the reference forward pass, with and without an adapter (%s)", async (mode) => {
+    const engine = await Engine.create({ model: { weights }, lora: lora(), float: "float64", threads: 1, mode });
     try {
       const adapter = randomAdapter(engine, 1);
       const items = [

@@ -212,17 +212,16 @@ export class Engine {
   /** log π(response_t | prompt, response_<t) for every response token of every item. */
   async score(items: ScoreItem[], adapter: LoraAdapter | null): Promise<number[][]> {
     items.forEach((it, i) => this.checkItem(it, i, false));
-    const lora = adapter ? this.loraValues(adapter) : null;
+    // The base model is the LoRA program with B = 0: exactly the same numbers (W x + 0), and one
+    // program (one session, one memory arena) instead of two.
+    const lora = adapter ? this.loraValues(adapter) : this.zeroLora();
     const out: number[][] = items.map(() => []);
     // Items with an empty response have nothing to score.
     const scored = items.map((_, i) => i).filter((i) => items[i]!.responseIds.length > 0);
     for (const run of planRuns(scored.map((i) => sequenceLength(items[i]!)), this.batchTokens)) {
       const data = this.prepareRun(items, run.items.map((k) => scored[k]!), run.T);
-      const trunk = await this.session(lora ? "trunk:lora" : "trunk:base", () => trunkProgram(this.spec(lora !== null)));
-      const feeds: Record<string, ort.Tensor> = { ...this.runFeeds(data), ...(lora ? this.wholeLoraFeeds(lora) : {}) };
-      const { x } = await trunk.run(this.pick(trunk, feeds));
-      const lp = await this.headScore(x!.data as FloatArray, data.targets);
-      this.spread(lp, data, out);
+      const x = this.mode === "whole" ? await this.trunkWhole(data, lora) : await this.trunkLayered(data, lora);
+      this.spread(await this.headScore(x, data.targets), data, out);
     }
     return out;
   }
@@ -279,15 +278,14 @@ export class Engine {
   }
 
   /** Builds and loads every program this engine's mode uses, so the first step pays nothing. */
-  async warmUp(opts: { train?: boolean; kl?: boolean; base?: boolean } = {}): Promise<void> {
-    await this.session("trunk:lora", () => trunkProgram(this.spec(true)));
+  async warmUp(opts: { train?: boolean; kl?: boolean } = {}): Promise<void> {
     await this.session("head:score", () => headScoreProgram(this.spec(false)));
-    if (opts.base) await this.session("trunk:base", () => trunkProgram(this.spec(false)));
+    if (this.mode === "whole") await this.session("trunk", () => trunkProgram(this.spec(true)));
+    else await this.session("layer:fwd", () => layerForwardProgram(this.spec(true)));
     if (opts.train === false) return;
     const kl = opts.kl ?? false;
     if (this.mode === "whole") await this.session(`whole:train:${kl}`, () => wholeTrainProgram(this.spec(true), kl));
     else {
-      await this.session("layer:fwd", () => layerForwardProgram(this.spec(true)));
       await this.session("layer:train", () => layerTrainProgram(this.spec(true)));
       await this.session(`head:train:${kl}`, () => headTrainProgram(this.spec(false), kl));
     }
@@ -505,6 +503,56 @@ export class Engine {
 
   // ---- execution ----------------------------------------------------------------------------
 
+  /** The last layer's output at the predicting rows, from the whole-model forward program. */
+  private async trunkWhole(data: RunData, lora: LoraValues): Promise<FloatArray> {
+    const trunk = await this.session("trunk", () => trunkProgram(this.spec(true)));
+    const { x } = await trunk.run(this.pick(trunk, { ...this.runFeeds(data), ...this.wholeLoraFeeds(lora) }));
+    return x!.data as FloatArray;
+  }
+
+  /** The same, layer by layer with the program training uses for its forward pass. */
+  private async trunkLayered(data: RunData, lora: LoraValues): Promise<FloatArray> {
+    const D = this.config.hiddenSize;
+    const fwd = await this.session("layer:fwd", () => layerForwardProgram(this.spec(true)));
+    const at = this.attention(data.T);
+    let h = this.tensor(data.h0, [data.B, data.T, D]);
+    for (let layer = 0; layer < this.config.numLayers; layer++) {
+      const feeds = { h, ...at, ...this.layerWeightFeeds(layer, false), ...this.layerLoraFeeds(lora, layer, false) };
+      h = (await fwd.run(this.pick(fwd, feeds))).h_out!;
+    }
+    return this.selectRows(h.data as FloatArray, data.rows, 0, data.rows.length);
+  }
+
+  /** Rows of a [B·T, D] activation, by flat index. */
+  private selectRows(h: FloatArray, rows: BigInt64Array, start: number, end: number): FloatArray {
+    const D = this.config.hiddenSize;
+    const x = new this.Float((end - start) * D);
+    for (let i = start; i < end; i++) {
+      const row = Number(rows[i]!);
+      x.set(h.subarray(row * D, (row + 1) * D), (i - start) * D);
+    }
+    return x;
+  }
+
+  private zeroLoraCache: LoraValues | null = null;
+
+  /** An adapter that changes nothing (A = B = 0), for scoring the base model. */
+  private zeroLora(): LoraValues {
+    if (!this.zeroLoraCache) {
+      const dims = loraDims(this.config);
+      const a = new Map<string, FloatArray>();
+      const b = new Map<string, FloatArray>();
+      for (let layer = 0; layer < this.config.numLayers; layer++) {
+        for (const t of this.lora.targets) {
+          a.set(loraKey(layer, t), new this.Float(this.lora.rank * dims[t].in));
+          b.set(loraKey(layer, t), new this.Float(dims[t].out * this.lora.rank));
+        }
+      }
+      this.zeroLoraCache = { scaling: 0, a, b };
+    }
+    return this.zeroLoraCache;
+  }
+
   /** Log-probs from the head, in chunks of rows small enough for the [rows, vocab] logits. */
   private async headScore(x: FloatArray, targets: BigInt64Array): Promise<Float64Array> {
     const D = this.config.hiddenSize;
@@ -563,11 +611,7 @@ export class Engine {
     let loss = 0;
     for (let s = 0; s < N; s += this.headRows) {
       const e = Math.min(N, s + this.headRows);
-      const x = new this.Float((e - s) * D);
-      for (let i = s; i < e; i++) {
-        const row = Number(data.rows[i]!);
-        x.set(hLast.subarray(row * D, (row + 1) * D), (i - s) * D);
-      }
+      const x = this.selectRows(hLast, data.rows, s, e);
       const chunk: Record<string, ort.Tensor> = {
         x: this.tensor(x, [e - s, D]),
         norm: this.weights.get("model.norm.weight")!,

@@ -44,7 +44,13 @@ export function gradients(g: Graph, seeds: ReadonlyArray<readonly [Value, Value]
     if (!gy) continue;
     if (!node.grad) throw new Error(`no gradient rule for ${node.op} (on the path to ${out.name})`);
     const needs = node.inputs.map((v) => live.has(v.id));
-    const grads = node.grad(gy, needs);
+    const grads = node.grad(gy, needs, (v) => live.has(v.id));
+    if ("to" in grads) {
+      // A composite: gradients go straight to the values it was built from, so the nodes inside
+      // it are never differentiated one by one.
+      for (const [value, gi] of grads.to) if (gi && live.has(value.id)) accumulate(value, gi);
+      continue;
+    }
     node.inputs.forEach((input, k) => {
       const gi = grads[k];
       if (needs[k] && gi) accumulate(input, gi);

@@ -30,8 +30,13 @@ export type Attr =
   | { kind: "string"; value: string }
   | { kind: "tensor"; dtype: DType; dims: number[]; data: number[] };
 
-/** Emits the gradients of a node's inputs given the gradient of its (single) output. */
-export type GradRule = (gy: Value, needs: readonly boolean[]) => (Value | null)[];
+/**
+ * Emits gradients given the gradient of a node's (single) output: per input (positional), or, for
+ * a composite op whose backward is written by hand, as (value, gradient) pairs for any values the
+ * composite was built from. `needs` tells which inputs (positional) depend on a trainable input;
+ * composites ask `live(v)` instead.
+ */
+export type GradRule = (gy: Value, needs: readonly boolean[], live: (v: Value) => boolean) => (Value | null)[] | { to: [Value, Value | null][] };
 
 export interface Node {
   readonly op: string;
@@ -478,11 +483,26 @@ export class Graph {
 
   // ---- composite layers ---------------------------------------------------------------------
 
-  /** RMSNorm over the last axis: x / √(mean(x²) + eps) · w. */
+  /**
+   * RMSNorm over the last axis: y = x · r · w with r = 1/√(mean(x²) + eps). Its backward is written
+   * out (dx = r · (g·w − x̂ · mean(g·w·x̂)), x̂ = x·r), which takes half the passes over [.., D] that
+   * differentiating the pieces one by one would.
+   */
   rmsNorm(x: Value, w: Value, eps: number): Value {
+    this.requireFloat("RMSNorm", x, w);
     const ms = this.reduceMean(this.mul(x, x), [-1], true);
-    const inv = this.reciprocal(this.sqrt(this.add(ms, this.scalar(eps))));
-    return this.mul(this.mul(x, inv), w);
+    const r = this.reciprocal(this.sqrt(this.add(ms, this.scalar(eps))));
+    const xn = this.mul(x, r);
+    return this.emit("Mul", [xn, w], x.dtype, broadcastShapes(xn.shape, w.shape), {}, (gy, _needs, live) => {
+      const to: [Value, Value | null][] = [];
+      if (live(x)) {
+        const gw = this.mul(gy, w);
+        const dot = this.reduceMean(this.mul(gw, xn), [-1], true);
+        to.push([x, this.mul(this.sub(gw, this.mul(xn, dot)), r)]);
+      }
+      if (live(w)) to.push([w, this.unbroadcast(this.mul(gy, xn), w)]);
+      return { to };
+    });
   }
 
   silu(x: Value): Value {
