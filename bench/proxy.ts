@@ -6,9 +6,10 @@
 // hits both alike, and reports time to first byte and total time (p50/p99), throughput, and the
 // sidecar's CPU and RSS. Then 10,000 calls are recorded and the sidecar's RSS is read again.
 //
-// The request is OpenClaw-sized (a ~40 KB system prompt and a dozen tool schemas, tagged with the
-// plugin's headers), and the upstream kind is vLLM, so the sidecar takes its most expensive path:
-// capture fields added to every request, and every streamed event parsed and rewritten.
+// Two request profiles: a plain chat call (~0.5 KB) and an OpenClaw-sized one (a ~40 KB system
+// prompt and a dozen tool schemas), both tagged with the plugin's headers. The upstream kind is
+// vLLM, so the sidecar takes its most expensive path: capture fields added to every request, and
+// every streamed event parsed and rewritten.
 //
 //   npm run build && npm run bench:proxy            (full run, a few minutes on 2 cores)
 //   node dist/bench/proxy.js --quick                (fewer rounds, for a smoke run)
@@ -88,31 +89,53 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
-function openClawRequest(i: number): { body: Buffer; headers: Record<string, string> } {
-  const system = "You are a personal assistant running inside OpenClaw. ".repeat(720);
-  const tools = Array.from({ length: 12 }, (_, t) => ({
-    type: "function",
-    function: {
-      name: `tool_${t}`,
-      description: "Does something useful with files, the shell or the web. ".repeat(6),
-      parameters: { type: "object", properties: { path: { type: "string" }, limit: { type: "integer" } }, required: ["path"] },
-    },
-  }));
-  const body = {
+type Profile = "chat" | "openclaw";
+
+const BODIES: Record<Profile, [string, string]> = {
+  // A plain chat call: a short system prompt and two messages (~0.5 KB).
+  chat: template({
+    model: "scripted-model",
+    stream: true,
+    stream_options: { include_usage: true },
+    max_tokens: 256,
+    messages: [
+      { role: "system", content: "You are a helpful assistant." },
+      { role: "user", content: "@@Q@@" },
+    ],
+  }),
+  // What OpenClaw sends: a ~40 KB system prompt, a dozen tool schemas, tool_choice, usage (~44 KB).
+  openclaw: template({
     model: "scripted-model",
     stream: true,
     stream_options: { include_usage: true },
     tool_choice: "auto",
     max_completion_tokens: 1024,
-    tools,
+    tools: Array.from({ length: 12 }, (_, t) => ({
+      type: "function",
+      function: {
+        name: `tool_${t}`,
+        description: "Does something useful with files, the shell or the web. ".repeat(6),
+        parameters: { type: "object", properties: { path: { type: "string" }, limit: { type: "integer" } }, required: ["path"] },
+      },
+    })),
     messages: [
-      { role: "system", content: system },
-      { role: "user", content: `[Sat 2026-11-21 10:23 UTC] request ${i}: what's in my workspace?` },
+      { role: "system", content: "You are a personal assistant running inside OpenClaw. ".repeat(720) },
+      { role: "user", content: "@@Q@@" },
     ],
-  };
+  }),
+};
+
+/** The body as text around a placeholder, so each request costs the client a concatenation only. */
+function template(body: unknown): [string, string] {
+  const [a, b] = JSON.stringify(body).split("@@Q@@");
+  return [a!, b!];
+}
+
+function makeRequest(profile: Profile, i: number): { body: Buffer; headers: Record<string, string> } {
+  const [a, b] = BODIES[profile];
   const run = `run-${i}`;
   return {
-    body: Buffer.from(JSON.stringify(body)),
+    body: Buffer.from(`${a}[Sat 2026-11-21 10:23 UTC] request ${i}: what's in my workspace?${b}`),
     headers: {
       "content-type": "application/json",
       authorization: "Bearer sk-local-unused",
@@ -159,13 +182,22 @@ interface Phase {
   cpuS: number;
 }
 
-async function phase(url: string, agent: http.Agent, concurrency: number, rounds: number, unpaced: boolean, pid: number, offset: number): Promise<Phase> {
+async function phase(
+  url: string,
+  agent: http.Agent,
+  profile: Profile,
+  concurrency: number,
+  rounds: number,
+  unpaced: boolean,
+  pid: number,
+  offset: number,
+): Promise<Phase> {
   const samples: Sample[] = [];
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   for (let r = 0; r < rounds; r++) {
     const batch = await Promise.all(
-      Array.from({ length: concurrency }, (_, i) => stream(url, agent, openClawRequest(offset + r * concurrency + i), unpaced)),
+      Array.from({ length: concurrency }, (_, i) => stream(url, agent, makeRequest(profile, offset + r * concurrency + i), unpaced)),
     );
     samples.push(...batch);
   }
@@ -205,25 +237,32 @@ async function main(): Promise<void> {
     const token = fs.readFileSync(path.join(data, "token"), "utf8").trim();
     const agentDirect = new http.Agent({ keepAlive: true, maxSockets: Infinity });
     const agentSidecar = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-    const bodyKb = openClawRequest(0).body.length / 1024;
+    const kb = (p: Profile) => makeRequest(p, 0).body.length / 1024;
 
-    console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}`);
-    console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s; request body ${f(bodyKb, 1)} KB, streamed, tagged`);
-    console.log("direct and sidecar rounds alternate; the sidecar runs in its own process\n");
+    console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+    console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s per stream (unpaced: as fast as it can)`);
+    console.log(`requests: streamed, tagged like the plugin's; "chat" ${f(kb("chat"), 1)} KB, "openclaw" ${f(kb("openclaw"), 1)} KB`);
+    console.log("direct and sidecar rounds alternate; the sidecar runs in its own process (store on its worker thread)\n");
 
     // Warm both paths (connections, JIT).
-    await phase(upstreamUrl, agentDirect, 8, 3, true, pid, 0);
-    await phase(sidecarUrl, agentSidecar, 8, 3, true, pid, 0);
+    await phase(upstreamUrl, agentDirect, "openclaw", 8, 3, true, pid, 0);
+    await phase(sidecarUrl, agentSidecar, "openclaw", 8, 3, true, pid, 0);
 
     const q = args.quick;
-    const scenarios = [
-      { name: "1 stream", c: 1, rounds: q ? 20 : 120, unpaced: false },
-      { name: "16 streams", c: 16, rounds: q ? 4 : 20, unpaced: false },
-      { name: "64 streams", c: 64, rounds: q ? 2 : 10, unpaced: false },
-      { name: "64 streams, unpaced", c: 64, rounds: q ? 2 : 10, unpaced: true },
-    ];
+    const scenarios: { profile: Profile; name: string; c: number; rounds: number; unpaced: boolean }[] = [];
+    for (const profile of ["chat", "openclaw"] as const) {
+      scenarios.push(
+        { profile, name: `${profile}, 1 stream`, c: 1, rounds: q ? 20 : 100, unpaced: false },
+        { profile, name: `${profile}, 16 streams`, c: 16, rounds: q ? 4 : 15, unpaced: false },
+        { profile, name: `${profile}, 64 streams`, c: 64, rounds: q ? 2 : 8, unpaced: false },
+        { profile, name: `${profile}, 64 unpaced`, c: 64, rounds: q ? 2 : 8, unpaced: true },
+      );
+    }
     const rows: string[][] = [];
-    const verdicts: { ttfb50: number; ttfb99: number; tputRatio64: number } = { ttfb50: 0, ttfb99: 0, tputRatio64: 1 };
+    const verdicts: Record<Profile, { ttfb50: number; ttfb99: number; tputRatio64: number }> = {
+      chat: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
+      openclaw: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
+    };
     let offset = 1000;
     for (const s of scenarios) {
       const direct: Phase[] = [];
@@ -232,9 +271,9 @@ async function main(): Promise<void> {
       const slice = Math.max(1, Math.floor(s.rounds / 5));
       for (let done = 0; done < s.rounds; done += slice) {
         const n = Math.min(slice, s.rounds - done);
-        direct.push(await phase(upstreamUrl, agentDirect, s.c, n, s.unpaced, pid, offset));
+        direct.push(await phase(upstreamUrl, agentDirect, s.profile, s.c, n, s.unpaced, pid, offset));
         offset += n * s.c;
-        via.push(await phase(sidecarUrl, agentSidecar, s.c, n, s.unpaced, pid, offset));
+        via.push(await phase(sidecarUrl, agentSidecar, s.profile, s.c, n, s.unpaced, pid, offset));
         offset += n * s.c;
       }
       const d = merge(direct);
@@ -256,10 +295,10 @@ async function main(): Promise<void> {
         `${f(mem.rss, 0)}`,
       ]);
       if (s.c === 1) {
-        verdicts.ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
-        verdicts.ttfb99 = pct(ttfbV, 99) - pct(ttfbD, 99);
+        verdicts[s.profile].ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
+        verdicts[s.profile].ttfb99 = pct(ttfbV, 99) - pct(ttfbD, 99);
       }
-      if (s.c === 64 && !s.unpaced) verdicts.tputRatio64 = tput(v) / tput(d);
+      if (s.c === 64 && !s.unpaced) verdicts[s.profile].tputRatio64 = tput(v) / tput(d);
     }
     const header = ["scenario", "TTFB p50 ms direct / sidecar (+added)", "TTFB p99 ms", "total p50 ms", "total p99 ms", "throughput tok/s (ratio)", "sidecar CPU", "RSS MB"];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -278,7 +317,7 @@ async function main(): Promise<void> {
       for (;;) {
         const i = sent++;
         if (i >= N) return;
-        await stream(sidecarUrl, agentSidecar, openClawRequest(100_000 + i), true);
+        await stream(sidecarUrl, agentSidecar, makeRequest("openclaw", 100_000 + i), true);
       }
     });
     await Promise.all(workers);
@@ -292,17 +331,20 @@ async function main(): Promise<void> {
     }
     const mem = rssMb(pid);
     console.log(
-      `\n${N} more calls recorded (32 at a time, unpaced, ${f(bodyKb, 0)} KB requests): ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu / wall) * 100, 0)}%`,
+      `\n${N} more calls recorded (32 at a time, unpaced, ${f(kb("openclaw"), 0)} KB OpenClaw-sized requests): ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu / wall) * 100, 0)}%`,
     );
     console.log(
       `turns in the store: ${before.turns} → ${after.turns} (+${after.turns - before.turns}), waiting in the log: ${after.waitingInLog}; sidecar RSS ${f(mem.rss, 0)} MB (peak ${f(mem.peak, 0)} MB)`,
     );
     const ok = (b: boolean) => (b ? "met" : "NOT met");
     console.log("\ntargets:");
-    console.log(`  added TTFB p50 < 1 ms (1 stream):    ${f(verdicts.ttfb50, 3)} ms — ${ok(verdicts.ttfb50 < 1)}`);
-    console.log(`  added TTFB p99 < 5 ms (1 stream):    ${f(verdicts.ttfb99, 3)} ms — ${ok(verdicts.ttfb99 < 5)}`);
-    console.log(`  throughput at 64 streams ≥ 0.95×:     ${f(verdicts.tputRatio64, 3)} — ${ok(verdicts.tputRatio64 >= 0.95)}`);
-    console.log(`  RSS < 200 MB after ${N} turns:      ${f(mem.rss, 0)} MB — ${ok(mem.rss < 200)}`);
+    for (const p of ["chat", "openclaw"] as const) {
+      const v = verdicts[p];
+      console.log(`  ${p.padEnd(8)} added TTFB p50 < 1 ms (1 stream): ${f(v.ttfb50, 3)} ms — ${ok(v.ttfb50 < 1)}`);
+      console.log(`  ${p.padEnd(8)} added TTFB p99 < 5 ms (1 stream): ${f(v.ttfb99, 3)} ms — ${ok(v.ttfb99 < 5)}`);
+      console.log(`  ${p.padEnd(8)} throughput at 64 streams ≥ 0.95×:  ${f(v.tputRatio64, 3)} — ${ok(v.tputRatio64 >= 0.95)}`);
+    }
+    console.log(`  RSS < 200 MB after ${N} recorded turns:     ${f(mem.rss, 0)} MB — ${ok(mem.rss < 200)}`);
     if (after.turns - before.turns !== N) console.log(`  WARNING: expected ${N} new turns, the store has ${after.turns - before.turns}`);
     agentDirect.destroy();
     agentSidecar.destroy();

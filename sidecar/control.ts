@@ -93,6 +93,19 @@ async function recentTurns(store: RecordStore, since: string, limit: number): Pr
   return rows.filter((t) => t.startedAt >= since).slice(0, limit);
 }
 
+async function memory(store: RecordStore): Promise<Record<string, number | null>> {
+  const mb = (n: number) => Math.round((n / (1024 * 1024)) * 10) / 10;
+  const m = process.memoryUsage();
+  const host = await store.memory().catch(() => null);
+  return {
+    rssMb: mb(m.rss),
+    heapUsedMb: mb(m.heapUsed),
+    // A store in a child process has memory of its own; on a worker thread its heap is in rssMb.
+    storeRssMb: host && store.host === "process" ? mb(host.rss) : null,
+    storeHeapUsedMb: host ? mb(host.heapUsed) : null,
+  };
+}
+
 export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
   router.add("POST", "/clawloop/v1/events", async (c) => {
     const body = await c.json();
@@ -230,7 +243,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         kindSource: d.upstream.kindConfigured ? "configured" : d.upstream.kind ? "detected" : "unknown",
         health: await d.upstream.health(),
       },
-      store: { ...health, waitingInLog, thread: d.store.thread },
+      store: { ...health, waitingInLog, host: d.store.host },
       counts: {
         turns: initial.turns + d.recorder.recorded,
         nextStates: initial.nextStates + events.stored,
@@ -240,6 +253,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         events,
       },
       switchboard: d.switchboard.status(),
+      memory: await memory(d.store),
     };
   });
 }

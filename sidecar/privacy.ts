@@ -29,13 +29,17 @@ const BUILTIN: SecretPattern[] = [
   },
 ];
 
+/** Every built-in pattern contains one of these; text without any is skipped in one pass. */
+const TRIGGERS = /sk-|[srp]k_(?:live|test)_|gh[pousr]_|github_pat_|glpat-|A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)|aws_|AIza|xox[abposr]-|hf_|eyJ|bearer|PRIVATE KEY|api[_-]?key|secret|access[_-]?token|auth[_-]?token|password/i;
+
 export interface MaskResult<T> {
   value: T;
   hits: number;
 }
 
 export class SecretMasker {
-  private readonly patterns: SecretPattern[];
+  /** Configured patterns (`sidecar.secretPatterns`), always run. */
+  private readonly extra: SecretPattern[];
 
   constructor(
     readonly enabled: boolean,
@@ -48,14 +52,15 @@ export class SecretMasker {
         throw new Error(`sidecar.secretPatterns[${i}] is not a valid regular expression: ${(err as Error).message}`);
       }
     });
-    this.patterns = [...BUILTIN, ...extra];
+    this.extra = extra;
   }
 
   maskString(s: string): MaskResult<string> {
     if (!this.enabled || s.length < 16) return { value: s, hits: 0 };
     let hits = 0;
     let out = s;
-    for (const p of this.patterns) {
+    const patterns = TRIGGERS.test(s) ? [...BUILTIN, ...this.extra] : this.extra;
+    for (const p of patterns) {
       p.re.lastIndex = 0;
       if (!p.re.test(out)) continue;
       p.re.lastIndex = 0;

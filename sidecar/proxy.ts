@@ -293,10 +293,11 @@ export class Proxy {
       return;
     }
     const raw = body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks);
+    const text = raw.toString("utf8");
     let json: Obj | null = null;
     let requestError: string | null = null;
     try {
-      const v: unknown = JSON.parse(raw.toString("utf8"));
+      const v: unknown = JSON.parse(text);
       if (isObj(v)) json = v;
       else requestError = "request body is not a JSON object";
     } catch (err) {
@@ -320,7 +321,7 @@ export class Proxy {
         if (route.model !== model) copy.model = route.model;
         forward = Buffer.from(JSON.stringify({ ...copy, ...plan.add }), "utf8");
       } else if (Object.keys(plan.add).length) {
-        forward = Buffer.from(injectFields(raw.toString("utf8"), plan.add), "utf8");
+        forward = Buffer.from(injectFields(text, plan.add), "utf8");
       }
     }
 

@@ -1,9 +1,14 @@
-// Where the sidecar writes: the store, run on a worker thread by default so that building rows,
-// masking, the append-only log and LanceDB's batch writes never hold up the proxy's event loop.
-// A write resolves once the row is in the log, so "answered" still implies "recorded".
+// Where the sidecar writes: the store, run apart from the proxy so that building rows, masking, the
+// append-only log and LanceDB's batch writes never hold up the proxy's event loop.
 //
-// `InlineRecordStore` runs the same store on the calling thread; it is used when the store is given
-// test seams (functions cannot cross threads) or when asked for.
+//   process (default)  a child process: LanceDB's memory and any native crash stay out of the proxy;
+//                      the child exits when the sidecar goes away, and is restarted if it dies.
+//   worker             a worker thread in the sidecar's process.
+//   main               the proxy's own thread (used with test seams: functions cannot cross over).
+//
+// A write resolves once the row is in the log, so "answered" still implies "recorded". Writes the
+// store did not acknowledge before it stopped are resent to the next one.
+import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -11,8 +16,10 @@ import { Store, type Filter, type Logger, type QueryOptions, type StoreHealth, t
 import { SecretMasker } from "./privacy.js";
 import { buildTurn, refOf, type TurnJob, type TurnRef } from "./turns.js";
 
+export type StoreHost = "process" | "worker" | "main";
+
 export interface RecordStore {
-  readonly thread: "main" | "worker";
+  readonly host: StoreHost;
   /** Builds the turn's row (masking secrets) and writes it; resolves once it is in the log. */
   putTurn(job: TurnJob): Promise<TurnRef>;
   /** Inserts or replaces a row by id; resolves once it is in the log. */
@@ -23,6 +30,8 @@ export interface RecordStore {
   /** The latest known health (refreshed a few times a second). */
   health(): StoreHealth;
   refreshHealth(): Promise<StoreHealth>;
+  /** Memory of a separate store host (null when the store runs on the proxy's thread). */
+  memory(): Promise<NodeJS.MemoryUsage | null>;
   flush(): Promise<void>;
   close(): Promise<void>;
 }
@@ -35,7 +44,7 @@ export interface RecordStoreOptions {
   logLevel: string;
   /** Extra store options; function seams (`beforeLanceWrite`, `io`) force the main thread. */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
-  thread?: "main" | "worker";
+  host?: StoreHost;
 }
 
 const WRITES: TableName[] = ["turns", "next_states"];
@@ -44,15 +53,16 @@ const FLUSH_BATCH = 64;
 
 export async function openRecordStore(opts: RecordStoreOptions): Promise<RecordStore> {
   const seams = opts.store?.beforeLanceWrite !== undefined || opts.store?.io !== undefined;
-  if (opts.thread === "main" || seams) {
+  const host = seams ? "main" : (opts.host ?? "process");
+  if (host === "main") {
     const store = await Store.open({ flushBatch: FLUSH_BATCH, ...opts.store, dataDir: opts.dataDir, writes: WRITES, logger: opts.logger });
     return new InlineRecordStore(store, new SecretMasker(opts.maskSecrets, opts.secretPatterns));
   }
-  return WorkerRecordStore.open(opts);
+  return RemoteRecordStore.open(opts, host);
 }
 
 export class InlineRecordStore implements RecordStore {
-  readonly thread = "main" as const;
+  readonly host = "main" as const;
 
   constructor(
     readonly store: Store,
@@ -89,6 +99,10 @@ export class InlineRecordStore implements RecordStore {
     return this.store.health();
   }
 
+  async memory(): Promise<NodeJS.MemoryUsage | null> {
+    return null;
+  }
+
   flush(): Promise<void> {
     return this.store.flush();
   }
@@ -99,9 +113,9 @@ export class InlineRecordStore implements RecordStore {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The worker-thread store
+// The store in a child process or a worker thread
 
-/** Sent to the store thread at start. */
+/** Sent to the store host at start (worker data, or an environment variable for a process). */
 export interface StoreWorkerData {
   dataDir: string;
   maskSecrets: boolean;
@@ -110,14 +124,17 @@ export interface StoreWorkerData {
   store: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger" | "io" | "beforeLanceWrite">>;
 }
 
+export const STORE_DATA_ENV = "CLAWLOOP_SIDECAR_STORE_DATA";
+
 export type StoreRequest =
-  /** `resent`: a restarted thread may already hold the row, so it is merged by id, never appended. */
+  /** `resent`: a restarted host may already hold the row, so it is merged by id, never appended. */
   | { id: number; op: "putTurn"; job: TurnJob; resent?: boolean }
   | { id: number; op: "put"; table: TableName; row: unknown }
   | { id: number; op: "list"; table: TableName; q?: QueryOptions<TableName> }
   | { id: number; op: "get"; table: TableName; key: string }
   | { id: number; op: "count"; table: TableName; where?: Filter<TableName> }
   | { id: number; op: "health" }
+  | { id: number; op: "memory" }
   | { id: number; op: "flush" }
   | { id: number; op: "close" };
 
@@ -132,28 +149,74 @@ type Payload = StoreRequest extends infer R ? (R extends { id: number } ? Omit<R
 
 interface Pending {
   payload: Payload;
-  /** The store thread it was posted to. */
+  /** The store host it was posted to. */
   gen: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
 
-/** Writes are resent to a restarted store thread; reads are not (their callers retry or give up). */
+/** Writes are resent to a restarted store host; reads are not (their callers retry or give up). */
 const RESENDABLE = new Set(["putTurn", "put"]);
 
-function workerScript(): { script: string | URL; eval: boolean } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".ts")) {
-    // Running from source (tests, tsx): load the TypeScript worker through tsx, a dev dependency.
-    const target = pathToFileURL(path.join(path.dirname(here), "store-worker.ts")).href;
-    return { script: `import("tsx/esm/api").then((m) => m.tsImport(${JSON.stringify(target)}, ${JSON.stringify(import.meta.url)}));`, eval: true };
-  }
-  return { script: new URL("./store-worker.js", import.meta.url), eval: false };
+/** A store host: a child process or a worker thread, behind the same few operations. */
+interface Channel {
+  post(m: StoreRequest | (StoreRequest & { resent: true })): void;
+  on(event: "message", fn: (m: StoreMessage) => void): void;
+  on(event: "exit", fn: (code: number | null) => void): void;
+  on(event: "error", fn: (err: Error) => void): void;
+  /** Stops the host at once. */
+  kill(): Promise<void>;
 }
 
-export class WorkerRecordStore implements RecordStore {
-  readonly thread = "worker" as const;
-  private worker!: Worker;
+/** The store host's entry: TypeScript through tsx (a dev dependency) when running from source. */
+function entry(): { file: string; fromSource: boolean } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith(".ts");
+  return { file: path.join(path.dirname(here), fromSource ? "store-worker.ts" : "store-worker.js"), fromSource };
+}
+
+function processChannel(data: StoreWorkerData): Channel {
+  const { file, fromSource } = entry();
+  const child: ChildProcess = fork(file, [], {
+    execArgv: fromSource ? ["--import", "tsx"] : [],
+    serialization: "advanced",
+    env: { ...process.env, [STORE_DATA_ENV]: JSON.stringify(data) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  return {
+    post: (m) => {
+      if (child.connected) child.send(m);
+    },
+    on: ((event: string, fn: (...args: unknown[]) => void) => void child.on(event, fn)) as Channel["on"],
+    kill: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
+  };
+}
+
+function threadChannel(data: StoreWorkerData): Channel {
+  const { file, fromSource } = entry();
+  const worker = fromSource
+    ? new Worker(`import("tsx/esm/api").then((m) => m.tsImport(${JSON.stringify(pathToFileURL(file).href)}, ${JSON.stringify(import.meta.url)}));`, {
+        eval: true,
+        workerData: data,
+        name: "clawloop-store",
+      })
+    : new Worker(file, { workerData: data, name: "clawloop-store" });
+  return {
+    post: (m) => worker.postMessage(m),
+    on: ((event: string, fn: (...args: unknown[]) => void) => void worker.on(event, fn)) as Channel["on"],
+    kill: async () => {
+      await worker.terminate();
+    },
+  };
+}
+
+export class RemoteRecordStore implements RecordStore {
+  private channel!: Channel;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private latest: StoreHealth;
@@ -163,19 +226,18 @@ export class WorkerRecordStore implements RecordStore {
 
   private constructor(
     private readonly opts: RecordStoreOptions,
-    health: StoreHealth,
+    readonly host: "process" | "worker",
   ) {
-    this.latest = health;
+    this.latest = { ok: true, lance: "ok", log: "ok", lastError: null, tables: {} };
   }
 
-  static async open(opts: RecordStoreOptions): Promise<WorkerRecordStore> {
-    const s = new WorkerRecordStore(opts, { ok: true, lance: "ok", log: "ok", lastError: null, tables: {} });
+  static async open(opts: RecordStoreOptions, host: "process" | "worker"): Promise<RemoteRecordStore> {
+    const s = new RemoteRecordStore(opts, host);
     await s.start();
     return s;
   }
 
   private start(): Promise<void> {
-    const { script, eval: isEval } = workerScript();
     const data: StoreWorkerData = {
       dataDir: this.opts.dataDir,
       maskSecrets: this.opts.maskSecrets,
@@ -183,24 +245,24 @@ export class WorkerRecordStore implements RecordStore {
       logLevel: this.opts.logLevel,
       store: { flushBatch: FLUSH_BATCH, ...this.opts.store },
     };
-    const worker = new Worker(script, { eval: isEval, workerData: data, name: "clawloop-store" });
-    this.worker = worker;
+    const channel = this.host === "process" ? processChannel(data) : threadChannel(data);
+    this.channel = channel;
     const gen = ++this.gen;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
-      worker.on("message", (m: StoreMessage) => {
+      channel.on("message", (m: StoreMessage) => {
         if (m.type === "ready") {
           ready = true;
           this.latest = m.health;
-          // A restarted thread gets the writes the last one never acknowledged.
+          // A restarted host gets the writes the last one never acknowledged.
           for (const [id, p] of this.pending) {
             if (p.gen === gen) continue;
             if (RESENDABLE.has(p.payload.op)) {
               p.gen = gen;
-              worker.postMessage({ id, ...p.payload, resent: true });
+              channel.post({ id, ...p.payload, resent: true } as StoreRequest);
             } else {
               this.pending.delete(id);
-              p.reject(new Error("the store thread restarted"));
+              p.reject(new Error("the store restarted"));
             }
           }
           resolve();
@@ -216,32 +278,36 @@ export class WorkerRecordStore implements RecordStore {
           else p.reject(new Error(m.error));
         }
       });
-      worker.on("error", (err) => {
-        this.opts.logger.error({ err: String(err) }, "store thread failed");
+      channel.on("error", (err: Error) => {
+        this.opts.logger.error({ err: String(err) }, `store ${this.host} failed`);
         if (!ready) reject(err);
       });
-      worker.on("exit", (code) => {
-        if (this.closing || !ready) return;
+      channel.on("exit", (code: number | null) => {
+        if (!ready) {
+          reject(new Error(`the store ${this.host} exited while starting (${code})`));
+          return;
+        }
+        if (this.closing) return;
         this.restarts++;
-        this.latest = { ...this.latest, ok: false, lastError: `store thread exited (${code}); restarting` };
+        this.latest = { ...this.latest, ok: false, lastError: `store ${this.host} exited (${code}); restarting` };
         const delay = Math.min(5_000, 100 * 2 ** Math.min(this.restarts, 6));
-        this.opts.logger.error({ code, delay }, "store thread exited; restarting it (writes not acknowledged are resent)");
-        setTimeout(() => void this.start().catch((err: unknown) => this.opts.logger.error({ err: String(err) }, "store thread restart failed")), delay).unref();
+        this.opts.logger.error({ code, delay }, `store ${this.host} exited; restarting it (writes not acknowledged are resent)`);
+        setTimeout(() => void this.start().catch((err: unknown) => this.opts.logger.error({ err: String(err) }, "store restart failed")), delay).unref();
       });
     });
   }
 
-  /** How often the store thread was restarted after it stopped. */
+  /** How often the store host was restarted after it stopped. */
   get restartCount(): number {
     return this.restarts;
   }
 
   /**
-   * Stops the store thread as a crash would; it is started again and the writes it had not
-   * acknowledged are resent (the log makes the repeats harmless: rows are replaced by id).
+   * Stops the store host as a crash would; it is started again and the writes it had not
+   * acknowledged are resent (rows are replaced by id, so a repeat is harmless).
    */
   async restart(): Promise<void> {
-    await this.worker.terminate();
+    await this.channel.kill();
   }
 
   private call<T>(payload: Payload): Promise<T> {
@@ -249,7 +315,7 @@ export class WorkerRecordStore implements RecordStore {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { payload, gen: this.gen, resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, ...payload });
+      this.channel.post({ id, ...payload } as StoreRequest);
     });
   }
 
@@ -282,6 +348,10 @@ export class WorkerRecordStore implements RecordStore {
     return this.latest;
   }
 
+  memory(): Promise<NodeJS.MemoryUsage | null> {
+    return this.call<NodeJS.MemoryUsage>({ op: "memory" });
+  }
+
   flush(): Promise<void> {
     return this.call<void>({ op: "flush" });
   }
@@ -292,7 +362,7 @@ export class WorkerRecordStore implements RecordStore {
     try {
       await this.call<void>({ op: "close" });
     } finally {
-      await this.worker.terminate();
+      await this.channel.kill();
     }
   }
 }

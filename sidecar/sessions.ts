@@ -81,12 +81,18 @@ export class SessionBook {
   }
 
   private async maxSeq(sessionId: string): Promise<number> {
-    try {
-      const rows = await this.store.list("turns", { where: { sessionId } });
-      return rows.reduce((m, t) => Math.max(m, t.seq), -1);
-    } catch (err) {
-      this.logger.warn({ err: String(err), sessionId }, "could not read the session's last seq; continuing from pending rows");
-      return -1;
+    // Only the recording waits for this, never the call; a store that is restarting gets time.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const rows = await this.store.list("turns", { where: { sessionId } });
+        return rows.reduce((m, t) => Math.max(m, t.seq), -1);
+      } catch (err) {
+        if (attempt >= 8) {
+          this.logger.error({ err: String(err), sessionId }, "could not read the session's last seq; numbering it from 0");
+          return -1;
+        }
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
     }
   }
 

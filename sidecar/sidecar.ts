@@ -13,7 +13,7 @@ import { SidecarMetrics } from "./metrics.js";
 import { TagPlacer, type Placer } from "./placement.js";
 import { SecretMasker } from "./privacy.js";
 import { Proxy } from "./proxy.js";
-import { openRecordStore, type RecordStore } from "./record-store.js";
+import { openRecordStore, type RecordStore, type StoreHost } from "./record-store.js";
 import { Recorder } from "./recorder.js";
 import { CONTROL_PREFIX, ControlRouter } from "./router.js";
 import { SessionBook } from "./sessions.js";
@@ -28,10 +28,12 @@ export interface SidecarOptions {
   switchboard?: Switchboard;
   /**
    * Extra store options (`flushIntervalMs`, `fsync`, and the test seams `beforeLanceWrite` and `io`,
-   * which run the store on the proxy's thread: functions cannot cross to the store thread).
+   * which run the store on the proxy's thread: functions cannot cross to another thread or process).
    */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
-  /** Run the store on a worker thread (default) or on the proxy's own thread. */
+  /** Where the store runs: a child process (default), a worker thread, or the proxy's own thread. */
+  storeHost?: StoreHost;
+  /** @deprecated the earlier name of `storeHost` ("worker" | "main"). */
   storeThread?: "worker" | "main";
   /** How long start-up waits for upstream kind detection before serving anyway. */
   detectTimeoutMs?: number;
@@ -46,7 +48,7 @@ export interface SidecarHandle {
   port: number;
   /** The control API's bearer token. */
   token: string;
-  /** The sidecar's store (turns, next_states), on its own thread unless told otherwise. */
+  /** The sidecar's store (turns, next_states), in a process of its own unless told otherwise. */
   store: RecordStore;
   upstream: Upstream;
   /** Mount more control endpoints here (dashboard, adapters). */
@@ -88,7 +90,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     logger,
     logLevel: config.logLevel,
     store: opts.store,
-    thread: opts.storeThread ?? "worker",
+    host: opts.storeHost ?? opts.storeThread ?? "process",
   });
   const stopOnError = async (err: unknown): Promise<never> => {
     upstream.close();

@@ -68,7 +68,19 @@ export interface SseEvent {
   event: string | null;
 }
 
+/** Byte length of "data: " and of a one-line event's terminator, when `raw` is exactly `data: …\n\n`. */
+function singleDataLine(raw: Buffer): number {
+  // "data: " = 64 61 74 61 3a 20
+  if (raw.length < 8 || raw[0] !== 0x64 || raw[1] !== 0x61 || raw[2] !== 0x74 || raw[3] !== 0x61 || raw[4] !== 0x3a || raw[5] !== 0x20) return 0;
+  const nl = raw.indexOf(LF, 6);
+  if (nl === raw.length - 2 && raw[nl + 1] === LF) return 2;
+  return 0;
+}
+
 export function parseEvent(raw: Buffer): SseEvent {
+  // The common case, taken without splitting lines.
+  const tail = singleDataLine(raw);
+  if (tail) return { data: raw.toString("utf8", 6, raw.length - tail), dataLines: 1, event: null };
   const text = raw.toString("utf8");
   let data: string | null = null;
   let dataLines = 0;
@@ -91,6 +103,7 @@ export function parseEvent(raw: Buffer): SseEvent {
 
 /** The event with its single data line replaced; every other line and the line endings kept. */
 export function replaceData(raw: Buffer, data: string): Buffer {
+  if (singleDataLine(raw)) return Buffer.from(`data: ${data}\n\n`, "utf8");
   const text = raw.toString("utf8");
   const eol = text.includes("\r\n") ? "\r\n" : "\n";
   const lines = text.split(/\r?\n/);

@@ -37,9 +37,9 @@ export async function startSidecarFor(
   opts: SidecarOptions = {},
 ): Promise<SidecarHandle> {
   const config = loadConfig({ flags: { dataDir, sidecar: { upstream: `${up.url}/v1`, port: 0, ...sidecar } }, env: {} });
-  // The store runs on the proxy's thread here unless a test asks for the worker thread (the
-  // production default): starting the TypeScript worker through tsx costs about a second.
-  return startSidecar(config, { logger: silentLogger, storeThread: "main", ...opts });
+  // The store runs on the proxy's thread here unless a test asks for a process or a thread of its
+  // own (a process is the default): starting it through tsx costs about a second each time.
+  return startSidecar(config, { logger: silentLogger, storeHost: "main", ...opts });
 }
 
 export async function rig(

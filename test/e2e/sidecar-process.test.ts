@@ -17,6 +17,8 @@ interface Proc {
   token: string;
   exited: Promise<number | null>;
   stderr: () => string;
+  /** Everything the process logged (JSON lines), for failure messages. */
+  logs: () => string;
 }
 
 const procs: ChildProcess[] = [];
@@ -42,6 +44,8 @@ function runCli(dataDir: string, args: string[]): { child: ChildProcess; exited:
 async function startProcess(upstream: string, dataDir: string): Promise<Proc> {
   const run = runCli(dataDir, ["sidecar", "--upstream", upstream, "--port", "0", "--data", dataDir, "--log-level", "info"]);
   const lines = readline.createInterface({ input: run.child.stdout! });
+  const logged: string[] = [];
+  lines.on("line", (line) => logged.push(line));
   const url = await new Promise<string>((resolve, reject) => {
     lines.on("line", (line) => {
       try {
@@ -54,7 +58,7 @@ async function startProcess(upstream: string, dataDir: string): Promise<Proc> {
     void run.exited.then((code) => reject(new Error(`sidecar exited early (${code}): ${run.stderr()}`)));
   });
   const token = fs.readFileSync(path.join(dataDir, "token"), "utf8").trim();
-  return { ...run, url, token };
+  return { ...run, url, token, logs: () => logged.join("\n") };
 }
 
 async function api<T>(p: Proc, pathname: string, init: RequestInit = {}): Promise<T> {
@@ -87,7 +91,7 @@ describe("the sidecar process", () => {
 
     const second = await startProcess(`${up.url}/v1`, dataDir);
     const view = await api<{ turns: (Turn & { nextStates: NextState[] })[] }>(second, "/clawloop/v1/turns?session=crash");
-    expect(view.turns).toHaveLength(N);
+    expect(view.turns, first.logs() + "\n---\n" + second.logs()).toHaveLength(N);
     expect(new Set(view.turns.map((t) => t.id)).size).toBe(N);
     expect(view.turns.map((t) => t.seq)).toEqual([...Array(N).keys()]);
     expect(view.turns.every((t) => t.status === "ok" && t.completionTokenIds !== null)).toBe(true);
@@ -95,7 +99,7 @@ describe("the sidecar process", () => {
     const res = await post(`${second.url}/v1/chat/completions`, chatBody("after"), tagged("crash", "run-2", 1));
     await res.text();
     const after = await api<{ turns: Turn[] }>(second, "/clawloop/v1/turns?session=crash");
-    expect(after.turns.at(-1)).toMatchObject({ id: "run-2:model:1", seq: N });
+    expect(after.turns.at(-1), second.logs()).toMatchObject({ id: "run-2:model:1", seq: N });
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
   });

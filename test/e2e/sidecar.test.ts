@@ -427,78 +427,82 @@ describe("privacy", () => {
   });
 });
 
-describe("the store on its own thread (the default outside these tests)", () => {
-  it("records, captures and masks the same way", async () => {
-    const r = await open(
-      { kind: "vllm", reply: (q) => (q.lastUserText.startsWith("token") ? "here: sk-proj-RESPONSESECRET0123456789abcdef" : "nothing secret") },
-      {},
-      { storeThread: "worker" },
-    );
-    expect(r.sc.store.thread).toBe("worker");
-    const body = chatBody("token ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", { stream: true });
-    const direct = await (await post(`${r.up.url}/v1/chat/completions`, body)).text();
-    const via = await (await post(`${r.sc.url}/v1/chat/completions`, body, tagged("w", "run-w", 1))).text();
-    expect(via).toBe(direct);
-    await (await post(`${r.sc.url}/v1/chat/completions`, chatBody("plain question"), tagged("w", "run-w", 2))).text();
-    const [masked, plain] = await r.turns("w");
-    expect(masked!.request.messages![1]!.content).toBe("token [MASKED:github-token]");
-    expect(masked!.response!.content).toBe("here: [MASKED:openai-key]");
-    expect(masked!.completionTokenIds).toBeNull();
-    expect(plain!.completionTokenIds).toEqual(r.up.requests.at(-1)!.sent!.completionTokenIds);
-    expect(plain!.seq).toBe(1);
-    const status = (await (await r.api("/clawloop/v1/status")).json()) as Record<string, any>;
-    expect(status.store).toMatchObject({ ok: true, thread: "worker" });
-  });
-
-  it("restarts a store thread that stops, resends what it had not acknowledged, and duplicates nothing", async () => {
-    const { WorkerRecordStore } = await import("../../sidecar/record-store.js");
-    const r = await open({ kind: "vllm", tokensPerSecond: 200 }, {}, { storeThread: "worker" });
-    const store = r.sc.store as InstanceType<typeof WorkerRecordStore>;
-    const calls = Array.from({ length: 12 }, (_, i) =>
-      post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${i}`, { stream: true }), tagged("crash", `run-${i}`, 1)).then((res) => res.text()),
-    );
-    await new Promise((res) => setTimeout(res, 30));
-    await store.restart();
-    const answers = await Promise.all(calls);
-    expect(answers.every((a) => a.includes("data: [DONE]"))).toBe(true);
-    await waitFor(async () => (await r.turns("crash")).length === 12, "all 12 turns after the restart");
-    expect(store.restartCount).toBe(1);
-    await store.flush();
-    const turns = await r.turns("crash");
-    expect(new Set(turns.map((t) => t.id)).size).toBe(12);
-    expect(turns.map((t) => t.seq).sort((a, b) => a - b)).toEqual([...Array(12).keys()]);
-
-    // Writes still in the stopped thread's queue are resent to the next one.
-    const job = (i: number) => ({
-      turnId: `direct-${i}`,
-      sessionId: "direct",
-      runId: null,
-      callId: null,
-      turnType: "side" as const,
-      seq: i,
-      placement: "untagged" as const,
-      parentTurnId: null,
-      endpoint: "chat" as const,
-      model: "m",
-      adapter: null,
-      rawRequest: Buffer.from(JSON.stringify(chatBody(`d${i}`))),
-      requestError: null,
-      startedAt: new Date().toISOString(),
-      ttfbMs: 1,
-      totalMs: 2,
-      upstreamStatus: 200,
-      status: "ok" as const,
-      error: null,
-      assembled: null,
-      traceparent: null,
+for (const host of ["process", "worker"] as const) {
+  describe(`the store in a ${host} of its own`, () => {
+    it("records, captures and masks the same way", async () => {
+      const r = await open(
+        { kind: "vllm", reply: (q) => (q.lastUserText.startsWith("token") ? "here: sk-proj-RESPONSESECRET0123456789abcdef" : "nothing secret") },
+        {},
+        { storeHost: host },
+      );
+      expect(r.sc.store.host).toBe(host);
+      const body = chatBody("token ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", { stream: true });
+      const direct = await (await post(`${r.up.url}/v1/chat/completions`, body)).text();
+      const via = await (await post(`${r.sc.url}/v1/chat/completions`, body, tagged("w", "run-w", 1))).text();
+      expect(via).toBe(direct);
+      await (await post(`${r.sc.url}/v1/chat/completions`, chatBody("plain question"), tagged("w", "run-w", 2))).text();
+      const [masked, plain] = await r.turns("w");
+      expect(masked!.request.messages![1]!.content).toBe("token [MASKED:github-token]");
+      expect(masked!.response!.content).toBe("here: [MASKED:openai-key]");
+      expect(masked!.completionTokenIds).toBeNull();
+      expect(plain!.completionTokenIds).toEqual(r.up.requests.at(-1)!.sent!.completionTokenIds);
+      expect(plain!.seq).toBe(1);
+      const status = (await (await r.api("/clawloop/v1/status")).json()) as Record<string, any>;
+      expect(status.store).toMatchObject({ ok: true, host });
+      expect(status.memory.storeHeapUsedMb).toBeGreaterThan(0);
+      if (host === "process") expect(status.memory.storeRssMb).toBeGreaterThan(0);
     });
-    const writes = Array.from({ length: 50 }, (_, i) => store.putTurn(job(i)));
-    await store.restart();
-    expect((await Promise.all(writes)).map((ref) => ref.id)).toEqual(Array.from({ length: 50 }, (_, i) => `direct-${i}`));
-    expect(store.restartCount).toBe(2);
-    await store.flush();
-    const direct = await r.turns("direct");
-    expect(direct).toHaveLength(50);
-    expect(direct[49]!.request.messages![1]!.content).toBe("d49");
+
+    it("restarts a store that stops, resends what it had not acknowledged, and duplicates nothing", async () => {
+      const { RemoteRecordStore } = await import("../../sidecar/record-store.js");
+      const r = await open({ kind: "vllm", tokensPerSecond: 200 }, {}, { storeHost: host });
+      const store = r.sc.store as InstanceType<typeof RemoteRecordStore>;
+      const calls = Array.from({ length: 12 }, (_, i) =>
+        post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${i}`, { stream: true }), tagged("crash", `run-${i}`, 1)).then((res) => res.text()),
+      );
+      await new Promise((res) => setTimeout(res, 30));
+      await store.restart();
+      const answers = await Promise.all(calls);
+      expect(answers.every((a) => a.includes("data: [DONE]"))).toBe(true);
+      await waitFor(async () => (await r.turns("crash")).length === 12, "all 12 turns after the restart", 30_000);
+      expect(store.restartCount).toBe(1);
+      await store.flush();
+      const turns = await r.turns("crash");
+      expect(new Set(turns.map((t) => t.id)).size).toBe(12);
+      expect(turns.map((t) => t.seq).sort((a, b) => a - b)).toEqual([...Array(12).keys()]);
+
+      // Writes still queued in the stopped store are resent to the next one.
+      const job = (i: number) => ({
+        turnId: `direct-${i}`,
+        sessionId: "direct",
+        runId: null,
+        callId: null,
+        turnType: "side" as const,
+        seq: i,
+        placement: "untagged" as const,
+        parentTurnId: null,
+        endpoint: "chat" as const,
+        model: "m",
+        adapter: null,
+        rawRequest: Buffer.from(JSON.stringify(chatBody(`d${i}`))),
+        requestError: null,
+        startedAt: new Date().toISOString(),
+        ttfbMs: 1,
+        totalMs: 2,
+        upstreamStatus: 200,
+        status: "ok" as const,
+        error: null,
+        assembled: null,
+        traceparent: null,
+      });
+      const writes = Array.from({ length: 50 }, (_, i) => store.putTurn(job(i)));
+      await store.restart();
+      expect((await Promise.all(writes)).map((ref) => ref.id)).toEqual(Array.from({ length: 50 }, (_, i) => `direct-${i}`));
+      expect(store.restartCount).toBe(2);
+      await store.flush();
+      const direct = await r.turns("direct");
+      expect(direct).toHaveLength(50);
+      expect(direct[49]!.request.messages![1]!.content).toBe("d49");
+    });
   });
-});
+}
