@@ -78,6 +78,20 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICK;
 }
 
+/** The sidecar and the processes it started (its store). */
+function family(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+      for (const k of kids.split(/\s+/).filter(Boolean)) out.push(Number(k));
+    }
+  } catch {
+    // No /proc children file: count the sidecar alone.
+  }
+  return out;
+}
+
 function rssMb(pid: number): { rss: number; peak: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -193,7 +207,9 @@ async function phase(
   offset: number,
 ): Promise<Phase> {
   const samples: Sample[] = [];
-  const cpu0 = cpuSeconds(pid);
+  const pids = family(pid);
+  const cpu = () => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const cpu0 = cpu();
   const t0 = performance.now();
   for (let r = 0; r < rounds; r++) {
     const batch = await Promise.all(
@@ -201,7 +217,7 @@ async function phase(
     );
     samples.push(...batch);
   }
-  return { samples, wallS: (performance.now() - t0) / 1000, cpuS: cpuSeconds(pid) - cpu0 };
+  return { samples, wallS: (performance.now() - t0) / 1000, cpuS: cpu() - cpu0 };
 }
 
 function merge(phases: Phase[]): Phase {
@@ -242,7 +258,7 @@ async function main(): Promise<void> {
     console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
     console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s per stream (unpaced: as fast as it can)`);
     console.log(`requests: streamed, tagged like the plugin's; "chat" ${f(kb("chat"), 1)} KB, "openclaw" ${f(kb("openclaw"), 1)} KB`);
-    console.log("direct and sidecar rounds alternate; the sidecar runs in its own process (store on its worker thread)\n");
+    console.log("direct and sidecar rounds alternate; the sidecar runs in its own process, its store in a child process\n");
 
     // Warm both paths (connections, JIT).
     await phase(upstreamUrl, agentDirect, "openclaw", 8, 3, true, pid, 0);
@@ -283,7 +299,7 @@ async function main(): Promise<void> {
       const ttfbV = v.samples.map((x) => x.ttfb);
       const totD = d.samples.map((x) => x.total);
       const totV = v.samples.map((x) => x.total);
-      const mem = rssMb(pid);
+      const mem = family(pid).map(rssMb);
       rows.push([
         s.name,
         `${f(pct(ttfbD, 50))} / ${f(pct(ttfbV, 50))} (+${f(pct(ttfbV, 50) - pct(ttfbD, 50))})`,
@@ -292,7 +308,7 @@ async function main(): Promise<void> {
         `${f(pct(totD, 99), 1)} / ${f(pct(totV, 99), 1)}`,
         `${f(tput(d), 0)} / ${f(tput(v), 0)} (${f(tput(v) / tput(d), 3)})`,
         `${f((v.cpuS / v.wallS) * 100, 0)}%`,
-        `${f(mem.rss, 0)}`,
+        mem.map((m) => f(m.rss, 0)).join(" + "),
       ]);
       if (s.c === 1) {
         verdicts[s.profile].ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
@@ -300,7 +316,16 @@ async function main(): Promise<void> {
       }
       if (s.c === 64 && !s.unpaced) verdicts[s.profile].tputRatio64 = tput(v) / tput(d);
     }
-    const header = ["scenario", "TTFB p50 ms direct / sidecar (+added)", "TTFB p99 ms", "total p50 ms", "total p99 ms", "throughput tok/s (ratio)", "sidecar CPU", "RSS MB"];
+    const header = [
+      "scenario",
+      "TTFB p50 ms direct / sidecar (+added)",
+      "TTFB p99 ms",
+      "total p50 ms",
+      "total p99 ms",
+      "throughput tok/s (ratio)",
+      "sidecar CPU",
+      "RSS MB proxy + store",
+    ];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
     console.log(line(header));
@@ -311,7 +336,7 @@ async function main(): Promise<void> {
     const N = q ? 1000 : Number(args.turns);
     const before = await status(sidecarUrl, token);
     const t0 = performance.now();
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = family(pid).reduce((a, p) => a + cpuSeconds(p), 0);
     let sent = 0;
     const workers = Array.from({ length: 32 }, async () => {
       for (;;) {
@@ -322,19 +347,23 @@ async function main(): Promise<void> {
     });
     await Promise.all(workers);
     const wall = (performance.now() - t0) / 1000;
-    const cpu = cpuSeconds(pid) - cpu0;
+    const cpu = family(pid).reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
     // Let the store's flusher catch up, then read memory.
     let after = await status(sidecarUrl, token);
     for (let i = 0; i < 600 && after.waitingInLog > 0; i++) {
       await new Promise((r) => setTimeout(r, 500));
       after = await status(sidecarUrl, token);
     }
-    const mem = rssMb(pid);
+    const [proxyMem, ...storeMem] = family(pid).map(rssMb);
+    const storeRss = storeMem.reduce((a, m) => a + m.rss, 0);
     console.log(
       `\n${N} more calls recorded (32 at a time, unpaced, ${f(kb("openclaw"), 0)} KB OpenClaw-sized requests): ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu / wall) * 100, 0)}%`,
     );
     console.log(
-      `turns in the store: ${before.turns} → ${after.turns} (+${after.turns - before.turns}), waiting in the log: ${after.waitingInLog}; sidecar RSS ${f(mem.rss, 0)} MB (peak ${f(mem.peak, 0)} MB)`,
+      `turns in the store: ${before.turns} → ${after.turns} (+${after.turns - before.turns}), waiting in the log: ${after.waitingInLog}`,
+    );
+    console.log(
+      `RSS: proxy process ${f(proxyMem!.rss, 0)} MB (peak ${f(proxyMem!.peak, 0)}), store process ${f(storeRss, 0)} MB (peak ${f(storeMem.reduce((a, m) => a + m.peak, 0), 0)}), together ${f(proxyMem!.rss + storeRss, 0)} MB`,
     );
     const ok = (b: boolean) => (b ? "met" : "NOT met");
     console.log("\ntargets:");
@@ -344,7 +373,7 @@ async function main(): Promise<void> {
       console.log(`  ${p.padEnd(8)} added TTFB p99 < 5 ms (1 stream): ${f(v.ttfb99, 3)} ms — ${ok(v.ttfb99 < 5)}`);
       console.log(`  ${p.padEnd(8)} throughput at 64 streams ≥ 0.95×:  ${f(v.tputRatio64, 3)} — ${ok(v.tputRatio64 >= 0.95)}`);
     }
-    console.log(`  RSS < 200 MB after ${N} recorded turns:     ${f(mem.rss, 0)} MB — ${ok(mem.rss < 200)}`);
+    console.log(`  RSS < 200 MB after ${N} recorded turns:     proxy ${f(proxyMem!.rss, 0)} MB — ${ok(proxyMem!.rss < 200)}; with the store process ${f(proxyMem!.rss + storeRss, 0)} MB — ${ok(proxyMem!.rss + storeRss < 200)}`);
     if (after.turns - before.turns !== N) console.log(`  WARNING: expected ${N} new turns, the store has ${after.turns - before.turns}`);
     agentDirect.destroy();
     agentSidecar.destroy();

@@ -27,6 +27,9 @@ export interface RecordStore {
   list<T extends TableName>(table: T, q?: QueryOptions<T>): Promise<Tables[T][]>;
   get<T extends TableName>(table: T, id: string): Promise<Tables[T] | null>;
   count<T extends TableName>(table: T, where?: Filter<T>): Promise<number>;
+  /** The turn with the highest seq among those matching (looked up where the store runs, so the
+   *  proxy never receives whole rows for it). */
+  lastTurn(where: Filter<"turns">): Promise<TurnRef | null>;
   /** The latest known health (refreshed a few times a second). */
   health(): StoreHealth;
   refreshHealth(): Promise<StoreHealth>;
@@ -61,6 +64,13 @@ export async function openRecordStore(opts: RecordStoreOptions): Promise<RecordS
   return RemoteRecordStore.open(opts, host);
 }
 
+/** The turn with the highest seq among those matching `where`. */
+export async function lastTurn(store: Store, where: Filter<"turns">): Promise<TurnRef | null> {
+  let best: Tables["turns"] | null = null;
+  for (const t of await store.list("turns", { where })) if (!best || t.seq > best.seq) best = t;
+  return best ? refOf(best) : null;
+}
+
 export class InlineRecordStore implements RecordStore {
   readonly host = "main" as const;
 
@@ -89,6 +99,10 @@ export class InlineRecordStore implements RecordStore {
 
   count<T extends TableName>(table: T, where?: Filter<T>): Promise<number> {
     return this.store.count(table, where);
+  }
+
+  lastTurn(where: Filter<"turns">): Promise<TurnRef | null> {
+    return lastTurn(this.store, where);
   }
 
   health(): StoreHealth {
@@ -133,6 +147,7 @@ export type StoreRequest =
   | { id: number; op: "list"; table: TableName; q?: QueryOptions<TableName> }
   | { id: number; op: "get"; table: TableName; key: string }
   | { id: number; op: "count"; table: TableName; where?: Filter<TableName> }
+  | { id: number; op: "lastTurn"; where: Filter<"turns"> }
   | { id: number; op: "health" }
   | { id: number; op: "memory" }
   | { id: number; op: "flush" }
@@ -337,6 +352,10 @@ export class RemoteRecordStore implements RecordStore {
 
   count<T extends TableName>(table: T, where?: Filter<T>): Promise<number> {
     return this.call<number>({ op: "count", table, where: where as Filter<TableName> | undefined });
+  }
+
+  lastTurn(where: Filter<"turns">): Promise<TurnRef | null> {
+    return this.call<TurnRef | null>({ op: "lastTurn", where });
   }
 
   health(): StoreHealth {

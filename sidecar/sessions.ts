@@ -2,9 +2,9 @@
 // session, and which turn is a call id's, a run's last, or a session's last main-line turn. It is a
 // bounded cache in front of the store: a restarted sidecar (or an evicted entry) asks the store once,
 // so `seq` continues where the previous process stopped.
-import type { Logger, Turn } from "../core/index.js";
+import type { Logger } from "../core/index.js";
 import type { RecordStore } from "./record-store.js";
-import { refOf, type TurnRef } from "./turns.js";
+import type { TurnRef } from "./turns.js";
 
 export type { TurnRef };
 
@@ -45,12 +45,6 @@ export class Lru<K, V> {
   }
 }
 
-function latest(turns: Turn[]): Turn | null {
-  let best: Turn | null = null;
-  for (const t of turns) if (!best || t.seq > best.seq) best = t;
-  return best;
-}
-
 export class SessionBook {
   /** Last sequence number handed out per session (a promise while the store is being asked). */
   private readonly seqs: Lru<string, Promise<number>>;
@@ -84,8 +78,7 @@ export class SessionBook {
     // Only the recording waits for this, never the call; a store that is restarting gets time.
     for (let attempt = 0; ; attempt++) {
       try {
-        const rows = await this.store.list("turns", { where: { sessionId } });
-        return rows.reduce((m, t) => Math.max(m, t.seq), -1);
+        return (await this.store.lastTurn({ sessionId }))?.seq ?? -1;
       } catch (err) {
         if (attempt >= 8) {
           this.logger.error({ err: String(err), sessionId }, "could not read the session's last seq; numbering it from 0");
@@ -119,24 +112,24 @@ export class SessionBook {
   async findByCall(callId: string): Promise<TurnRef | null> {
     const hit = this.byCall.get(callId);
     if (hit) return hit;
-    const t = latest(await this.store.list("turns", { where: { callId } }));
-    if (t) this.byCall.set(callId, refOf(t));
-    return t ? refOf(t) : null;
+    const ref = await this.store.lastTurn({ callId });
+    if (ref) this.byCall.set(callId, ref);
+    return ref;
   }
 
   async findLastOfRun(runId: string): Promise<TurnRef | null> {
     const hit = this.lastOfRun.get(runId);
     if (hit) return hit;
-    const t = latest(await this.store.list("turns", { where: { runId } }));
-    if (t) this.lastOfRun.set(runId, refOf(t));
-    return t ? refOf(t) : null;
+    const ref = await this.store.lastTurn({ runId });
+    if (ref) this.lastOfRun.set(runId, ref);
+    return ref;
   }
 
   async findLastMain(sessionId: string): Promise<TurnRef | null> {
     const hit = this.lastMain.get(sessionId);
     if (hit) return hit;
-    const t = latest(await this.store.list("turns", { where: { sessionId, turnType: "main" } }));
-    if (t) this.lastMain.set(sessionId, refOf(t));
-    return t ? refOf(t) : null;
+    const ref = await this.store.lastTurn({ sessionId, turnType: "main" });
+    if (ref) this.lastMain.set(sessionId, ref);
+    return ref;
   }
 }

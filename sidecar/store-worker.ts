@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
 import { SecretMasker } from "./privacy.js";
-import { STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { lastTurn, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
 import { buildTurn, refOf } from "./turns.js";
 
 const asProcess = !parentPort;
@@ -62,6 +62,8 @@ async function handle(m: StoreRequest): Promise<unknown> {
       return store.get(m.table, m.key);
     case "count":
       return store.count(m.table, m.where);
+    case "lastTurn":
+      return lastTurn(store, m.where);
     case "health":
       return store.health();
     case "memory":
