@@ -18,8 +18,9 @@ export interface StepSettings {
   teacher: "policy" | "base";
   /**
    * π_old of the PPO ratio: "engine" recomputes it with the current adapter at the start of the
-   * step; "server" uses the log-probs the model server returned when it sampled the reply (where
-   * it did). See the train.oldLogprobs note in core/config.ts for why "engine" is the default.
+   * step (the ratio is then exactly 1 where the gradient is taken); "server" uses the log-probs
+   * the model server returned when it sampled the reply (where it did). See train.oldLogprobs in
+   * core/config.ts for the measured mismatch that makes "engine" the default.
    */
   oldLogprobs: "engine" | "server";
 }
