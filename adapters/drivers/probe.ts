@@ -10,8 +10,10 @@
 //
 // Differences cancel what the two numeric stacks disagree on for the base itself (a Q4 server vs
 // the engine's f32 dequantized weights). What remains is the adapter's effect, plus the server's
-// rounding noise: llama.cpp on Q4_1 quantizes activations to 8 bits, which moves log-probs by
-// ~0.04 on average and up to ~0.3 on single tokens for ANY non-zero LoRA. So a version passes when
+// rounding noise: llama.cpp on Q4_1 quantizes activations to 8 bits, which moves log-probs for ANY
+// non-zero LoRA. Measured on SmolLM2-135M Q4_1 with random rank-8 adapters (q, v, up) on a 20-token
+// response: mean |measured − predicted| 0.09 / 0.11 / 0.14 and max 0.42 / 0.60 / 0.59 for predicted
+// mean shifts 0.04 / 0.13 / 0.41 (cosine 0.44 / 0.78 / 0.96). So a version passes when
 //
 //   mean_t |δ'_t − δ_t| ≤ NOISE_MEAN + REL · mean_t |δ_t|    and
 //   max_t  |δ'_t − δ_t| ≤ NOISE_MAX  + REL · max_t |δ_t|     and
@@ -19,9 +21,11 @@
 //
 // and every value is finite. What this catches, and from which size of adapter effect:
 // - a corrupted file: caught before loading, by the manifest's sha256 (any size);
-// - weights not applied at all (wrong name routed, scale 0): err = −δ, caught once mean |δ| > 0.2;
-// - wrong scaling by k (alpha/r mix-up, k = 2 or ½): err = (k−1)·δ, caught once mean |δ| > 0.1/(|k−1| − 0.5)
-//   (k = 2: 0.2; k = 4: 0.04); a sign flip: once mean |δ| > 0.067;
+// - weights not applied at all (wrong name routed, scale 0): err = −δ, caught once mean |δ| > 0.19;
+// - wrong scaling by k (alpha/r mix-up): err ≈ (k−1)·δ while the shift is linear in the weights,
+//   caught once mean |δ| > 0.15/(|k−1| − 0.2) (k = 2: 0.19; k = 4: 0.05); a sign flip: once > 0.08.
+//   (Where log-probs saturate near 0, doubling moves them less; a ×2 of a trained adapter with
+//   mean |δ| 1.1 still measured 0.46 off, against an allowance of 0.37.)
 // - wrong q/k permutation or layer mapping: the shift lands on other directions and tokens, so δ'
 //   and δ decorrelate: caught by the cosine test once mean |δ| ≥ 0.25, and by the mean test once
 //   the misplaced shift exceeds the noise;
@@ -34,9 +38,9 @@ import path from "node:path";
 import { z } from "zod";
 
 export const PROBE_FILE = "probe.json";
-export const NOISE_MEAN = 0.1;
+export const NOISE_MEAN = 0.15;
 export const NOISE_MAX = 0.75;
-export const REL = 0.5;
+export const REL = 0.2;
 export const STRONG_SHIFT = 0.25;
 export const MIN_COSINE = 0.7;
 /** Mean predicted shift above which a scale-by-2 or unapplied adapter fails the mean test. */
