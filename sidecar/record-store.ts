@@ -6,8 +6,9 @@
 //   worker             a worker thread in the sidecar's process.
 //   main               the proxy's own thread (used with test seams: functions cannot cross over).
 //
-// A write resolves once the row is in the log, so "answered" still implies "recorded". Writes the
-// store did not acknowledge before it stopped are resent to the next one.
+// A write resolves once the row is in the log, so "answered" still implies "recorded". Requests the
+// store did not answer before it stopped are resent to the next one (reads are idempotent, rows
+// are replaced by id), so callers only ever see a delay.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -170,8 +171,8 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Writes are resent to a restarted store host; reads are not (their callers retry or give up). */
-const RESENDABLE = new Set(["putTurn", "put"]);
+/** Everything but `close` is resent to a restarted store host (reads are idempotent; writes replace by id). */
+const RESENDABLE = new Set(["putTurn", "put", "list", "get", "count", "lastTurn", "health", "memory", "flush"]);
 
 /** A store host: a child process or a worker thread, behind the same few operations. */
 interface Channel {
