@@ -310,7 +310,7 @@ export async function openclawStatus(opts: { dataDir: string; env?: NodeJS.Proce
     const entryConfig = (cfg.config.plugins as { entries?: Record<string, { config?: Record<string, unknown> }> } | undefined)?.entries?.[PLUGIN_ID]
       ?.config;
     if (typeof entryConfig?.sidecarUrl === "string") sidecarUrl = entryConfig.sidecarUrl;
-    if (typeof entryConfig?.spoolDir === "string") spoolDir = entryConfig.spoolDir;
+    if (typeof entryConfig?.workDir === "string") spoolDir = path.join(entryConfig.workDir, "spool");
   } catch {
     // no config: reported as not installed
   }

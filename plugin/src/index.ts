@@ -45,7 +45,7 @@ export function runtimeFor(api: PluginApi): ClawloopRuntime {
   const settings = resolveSettings(api.pluginConfig, stateDir);
   const logger = api.logger ?? stderrLogger;
   const existing = g[STATE];
-  if (existing && existing.settings.spoolDir === settings.spoolDir) {
+  if (existing && existing.settings.workDir === settings.workDir) {
     existing.settings = settings;
     return existing;
   }

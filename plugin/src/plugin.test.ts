@@ -63,15 +63,15 @@ function host(config: Record<string, unknown>): FakeHost {
 }
 
 let sidecar: Receiver;
-let spoolDir: string;
+let workDir: string;
 let config: Record<string, unknown>;
 
 beforeEach(async () => {
   delete (globalThis as Record<symbol, unknown>)[STATE];
   sidecar = await receiver();
   const state = tmpDir();
-  spoolDir = path.join(state, "clawloop", "spool");
-  config = { sidecarUrl: sidecar.url, token: "tok", spoolDir };
+  workDir = path.join(state, "clawloop");
+  config = { sidecarUrl: sidecar.url, token: "tok", workDir };
 });
 afterEach(async () => {
   const rt = (globalThis as Record<symbol, { outbox: { close(): void }; sessions: { settled(): Promise<void> } } | undefined>)[STATE];

@@ -54,9 +54,9 @@ export class ClawloopRuntime {
     public settings: Settings,
     public logger: PluginLogger,
   ) {
-    this.sessions = new SessionIndex(path.join(settings.spoolDir, "..", "sessions"));
+    this.sessions = new SessionIndex(path.join(settings.workDir, "sessions"));
     this.outbox = new Outbox({
-      spoolDir: settings.spoolDir,
+      spoolDir: path.join(settings.workDir, "spool"),
       endpoint: () => `${this.settings.sidecarUrl}/clawloop/v1/events`,
       token: () => (this.token ??= readToken(this.settings)),
       onAuthFailure: () => {

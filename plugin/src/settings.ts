@@ -11,8 +11,8 @@ export interface Settings {
   dataDir: string | null;
   /** The control token itself, when it is not read from the data directory. */
   token: string | null;
-  /** Where undelivered events wait. */
-  spoolDir: string;
+  /** The plugin's own files: `spool/` (events not delivered yet) and `sessions/` (each session's last turn). */
+  workDir: string;
   /** Also put the ids into the request body as `metadata` (some servers reject unknown fields). */
   bodyMetadata: boolean;
   /** Keep `/good` and `/bad` messages out of the transcript the model sees. */
@@ -40,7 +40,7 @@ export function resolveSettings(raw: Record<string, unknown> | undefined, stateD
     sidecarUrl: (str(cfg.sidecarUrl) ?? DEFAULT_SIDECAR_URL).replace(/\/+$/, "").replace(/\/v1$/, ""),
     dataDir: dataDir ? path.resolve(dataDir) : null,
     token: str(cfg.token),
-    spoolDir: path.resolve(str(cfg.spoolDir) ?? path.join(stateDir, "clawloop", "spool")),
+    workDir: path.resolve(str(cfg.workDir) ?? path.join(stateDir, "clawloop")),
     bodyMetadata: cfg.bodyMetadata === true,
     hideFeedbackCommands: cfg.hideFeedbackCommands !== false,
     reactions: cfg.reactions !== false,

@@ -29,6 +29,8 @@ let env: NodeJS.ProcessEnv;
 let originalConfig: Buffer;
 let sidecar: Service | null = null;
 let gateway: Service | null = null;
+/** The Gateway session's id, as OpenClaw made it up. */
+let gwSessionId = "";
 const log = new Transcript();
 
 /** Text of an OpenAI message's content. */
@@ -63,6 +65,9 @@ function reply(req: ScriptedRequest): ScriptedReply {
 }
 
 const openclaw = (args: string[], timeoutMs = 180_000) => run(oc.openclawBin, args, { env, timeoutMs, log });
+/** A Gateway RPC through `openclaw gateway call` (research §5). */
+const gatewayCall = (method: string, params: unknown) =>
+  openclaw(["gateway", "call", method, "--port", String(gatewayPort), "--token", GW_TOKEN, "--json", "--params", JSON.stringify(params)]);
 const clawloop = (args: string[]) => {
   const [cmd, a] = clawloopArgs(args);
   return run(cmd, a, { env, timeoutMs: 180_000, log });
@@ -87,6 +92,12 @@ type TurnWithStates = Turn & { nextStates: NextState[] };
 
 async function sessionTurns(sessionId: string): Promise<TurnWithStates[]> {
   return (await api<{ turns: TurnWithStates[] }>(`/clawloop/v1/turns?session=${encodeURIComponent(sessionId)}`)).turns;
+}
+
+/** A session's next states, each with the run of the turn it was linked to (null: not linked to a turn). */
+async function sessionStates(sessionId: string): Promise<(NextState & { turnRunId: string | null })[]> {
+  const r = await api<{ turns: TurnWithStates[]; unlinked: NextState[] }>(`/clawloop/v1/turns?session=${encodeURIComponent(sessionId)}`);
+  return [...r.turns.flatMap((t) => t.nextStates.map((s) => ({ ...s, turnRunId: t.runId }))), ...r.unlinked.map((s) => ({ ...s, turnRunId: null }))];
 }
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
@@ -250,26 +261,14 @@ describe("clawloop in the real OpenClaw", () => {
       log,
       timeoutMs: 120_000,
     });
-    const send = (message: string, idempotencyKey: string) =>
-      openclaw([
-        "gateway",
-        "call",
-        "chat.send",
-        "--port",
-        String(gatewayPort),
-        "--token",
-        GW_TOKEN,
-        "--json",
-        "--params",
-        JSON.stringify({ sessionKey: GW_SESSION_KEY, message, idempotencyKey }),
-      ]);
+    const send = (message: string, idempotencyKey: string) => gatewayCall("chat.send", { sessionKey: GW_SESSION_KEY, message, idempotencyKey });
     const sent = await send("hello through the gateway", "e2e-gw-run-1");
     expect(sent.code, sent.stderr).toBe(0);
     // The run's reply must be in the transcript before the feedback that rates it.
     await until(
       "the gateway turn's reply",
       async () => {
-        const h = await openclaw(["gateway", "call", "chat.history", "--port", String(gatewayPort), "--token", GW_TOKEN, "--json", "--params", JSON.stringify({ sessionKey: GW_SESSION_KEY })]);
+        const h = await gatewayCall("chat.history", { sessionKey: GW_SESSION_KEY });
         const messages = (JSON.parse(h.stdout) as { messages: { role: string; __openclaw?: { runId?: string } }[] }).messages;
         return messages.some((m) => m.role === "assistant" && m.__openclaw?.runId === "e2e-gw-run-1");
       },
@@ -279,6 +278,7 @@ describe("clawloop in the real OpenClaw", () => {
       const { turns } = await api<{ turns: { runId: string | null; sessionId: string }[] }>("/clawloop/v1/turns?limit=100");
       return turns.find((t) => t.runId === "e2e-gw-run-1");
     });
+    gwSessionId = gwTurn.sessionId;
 
     await sidecar!.stop();
     sidecar = null;
@@ -289,10 +289,7 @@ describe("clawloop in the real OpenClaw", () => {
     sidecar = await startSidecar();
     const feedback = await until(
       "the feedback delivered after the restart",
-      async () => {
-        const states = (await sessionTurns(gwTurn.sessionId)).flatMap((t) => t.nextStates.map((s) => ({ ...s, turnRunId: t.runId })));
-        return states.find((s) => s.kind === "feedback" && s.score === -1);
-      },
+      async () => (await sessionStates(gwSessionId)).find((s) => s.kind === "feedback" && s.score === -1),
       90_000,
     );
     expect(feedback).toMatchObject({ text: "not what I asked", turnRunId: "e2e-gw-run-1" });
@@ -320,13 +317,15 @@ describe("clawloop in the real OpenClaw", () => {
     expect(reacted.code, reacted.stderr).toBe(0);
     const reaction = await until(
       "the reaction as feedback",
-      async () => {
-        const ts = await sessionTurns(gwTurn.sessionId);
-        return ts.flatMap((t) => t.nextStates.map((s) => ({ ...s, turnRunId: t.runId }))).find((s) => s.kind === "feedback" && s.score === 1);
-      },
+      async () => (await sessionStates(gwSessionId)).find((s) => s.kind === "feedback" && s.score === 1),
       90_000,
     );
     expect(reaction).toMatchObject({ text: "reaction 👍", turnRunId: "e2e-gw-run-1" });
+
+    // Resetting the conversation ends the session.
+    const reset = await gatewayCall("sessions.reset", { key: GW_SESSION_KEY });
+    expect(reset.code, reset.stderr).toBe(0);
+    await until("the session end", async () => (await sessionStates(gwSessionId)).find((s) => s.kind === "session_end"), 60_000);
     await gateway.stop();
     gateway = null;
   }, 600_000);
@@ -358,6 +357,7 @@ describe("clawloop in the real OpenClaw", () => {
       expect(byKind("user_message")).toHaveLength(2);
       expect(byKind("tool_error")).toHaveLength(1);
       expect(byKind("feedback").map((s) => s.score).sort()).toEqual([-1, 1]);
+      expect(byKind("session_end").map((s) => s.sessionId)).toEqual([gwSessionId]);
       expect(new Set(states.map((s) => s.id)).size).toBe(states.length);
       for (const s of states.filter((x) => x.kind !== "session_end")) expect(s.turnId, `${s.kind} ${s.id} linked`).toBeTruthy();
       expect(spooled()).toBe(0);
