@@ -295,6 +295,17 @@ describe("train loop killed with SIGKILL (a real child process)", () => {
     expect((await exit).code).toBe(0);
   }
 
+  it("on SIGTERM mid-step finishes the step, writes its version and exits cleanly", async () => {
+    await addJudged(1, 3);
+    const { proc, exit } = run(dataDir, { STEP_DELAY_MS: "600" });
+    await until("a step in progress", () => readStatus(dataDir)?.state === "training" && readStatus(dataDir)?.pid === proc.pid);
+    proc.kill("SIGTERM");
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2", "call-3"]]);
+    expect(fs.readdirSync(adapters()).filter((n) => n.startsWith("."))).toEqual([]);
+    expect(readStatus(dataDir)).toMatchObject({ state: "stopped", version: "v000001" });
+  }, 60_000);
+
   it("continues from the last version and optimizer state after kills at every point, reusing no sample and skipping none", async () => {
     await addJudged(1, 10);
     // Reference: one uninterrupted run over the same ten turns (batches 3, 3, 3, 1).

@@ -129,7 +129,7 @@ function renderCompletion(tokenizer: ChatTokenizer, prompt: unknown, text: strin
 }
 
 /** The exchange a judged turn describes; null when the turn is not a trainable main-line call. */
-export function exchangeFromTurn(turn: Turn, judgment: Judgment): Exchange | null {
+export function exchangeFromTurn(turn: Turn, judgment: Pick<Judgment, "score" | "hint">): Exchange | null {
   if (turn.turnType !== "main" || turn.status !== "ok" || !turn.response) return null;
   return {
     id: turn.id,

@@ -34,17 +34,50 @@ interface Built {
   startedAt: string;
 }
 
+/** What the trainer keeps of a judgment. */
+type JudgmentKey = Pick<Judgment, "id" | "turnId" | "score" | "hint" | "createdAt">;
+
+/**
+ * Polls read only judgments written since the last one seen (a rewritten judgment gets a new
+ * createdAt), minus this overlap for rows that reach LanceDB out of order; a full read every
+ * FULL_SCAN_MS is the backstop.
+ */
+const OVERLAP_MS = 120_000;
+const FULL_SCAN_MS = 10 * 60_000;
+
 export class StoreSampleSource {
   private built = new Map<string, Built>();
+  private judgments = new Map<string, JudgmentKey>();
+  private newest: string | null = null;
+  private lastFullScan = 0;
 
   constructor(
     private readonly store: Store,
     private readonly ctx: SampleContext,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private async refreshJudgments(): Promise<void> {
+    const full = this.newest === null || this.now() - this.lastFullScan >= FULL_SCAN_MS;
+    let rows: Judgment[];
+    if (full) {
+      rows = await this.store.list("judgments");
+      this.judgments.clear();
+      this.lastFullScan = this.now();
+    } else {
+      const since = new Date(Date.parse(this.newest!) - OVERLAP_MS).toISOString();
+      rows = await this.store.list("judgments", { sql: `created_at >= ${sqlString(since)}` });
+    }
+    for (const j of rows) {
+      this.judgments.set(j.id, { id: j.id, turnId: j.turnId, score: j.score, hint: j.hint, createdAt: j.createdAt });
+      if (this.newest === null || j.createdAt > this.newest) this.newest = j.createdAt;
+    }
+  }
 
   /** `uses`: how often each sample id was trained on (from the version manifests). */
   async scan(uses: Map<string, number>, epochs: number, exclude: Set<string> = new Set()): Promise<Scan> {
-    const judgments = await this.store.list("judgments");
+    await this.refreshJudgments();
+    const judgments = [...this.judgments.values()];
     const open = judgments.filter((j) => (uses.get(j.id) ?? 0) < epochs && !exclude.has(j.id));
     const stale = open.filter((j) => this.built.get(j.id)?.signature !== signatureOf(j));
     const turns = await this.fetchTurns(stale.map((j) => j.turnId));
@@ -72,7 +105,7 @@ export class StoreSampleSource {
     return { ready, skipped, awaitingTurn };
   }
 
-  private build(turn: Turn, j: Judgment): Built {
+  private build(turn: Turn, j: JudgmentKey): Built {
     const ex = exchangeFromTurn(turn, j);
     // The sample is keyed by the judgment's id (= the turn id), which the manifests record.
     const result = ex ? buildSample({ ...ex, id: j.id }, this.ctx) : null;
@@ -95,7 +128,7 @@ export class StoreSampleSource {
   }
 }
 
-function signatureOf(j: Judgment): string {
+function signatureOf(j: JudgmentKey): string {
   return `${j.score}\u0000${j.hint ?? ""}`;
 }
 

@@ -180,6 +180,23 @@ describe("learning on SmolLM2-135M-Instruct (held-out questions)", () => {
   }, 900_000);
 });
 
+describe("samples with the model's own chat template", () => {
+  it("takes a turn that ends in tool calls, with the call as the template renders it, and its teacher prompt", () => {
+    const tools = [{ type: "function", function: { name: "read_file", description: "Read a file", parameters: { type: "object", properties: { path: { type: "string" } } } } }];
+    const call = { id: "c1", type: "function" as const, function: { name: "read_file", arguments: '{"path": "notes.txt"}' } };
+    const r = buildSample(
+      { id: "t", turnId: "t", messages: messages("What is in notes.txt?"), tools, reply: { content: "", toolCalls: [call], reasoning: null }, reward: -1, hint: "Check the file first." },
+      { mode: "combined", tokenizer: model.tokenizer, maxTokens: 1024 },
+    );
+    if (!("sample" in r)) throw new Error(r.detail);
+    const response = model.tokenizer.decode(r.sample.responseTokenIds);
+    expect(response).toMatch(/^<tool_call>\n\{"name": "read_file", "arguments": \{"path": "notes.txt"\}\}\n<\/tool_call><\|im_end\|>$/);
+    const teacher = model.tokenizer.decode(r.sample.teacherPromptTokenIds!);
+    expect(teacher).toContain("What is in notes.txt?\n\n[user's hint / instruction]\nCheck the file first.<|im_end|>");
+    expect(teacher).toContain("read_file"); // the tools are rendered for the teacher too
+  });
+});
+
 describe("π_old: the server's behaviour log-probs vs the engine's recompute", () => {
   it("measures llama.cpp (Q4_1) against the engine (fp32 on the dequantized weights), and records the gap per step", async () => {
     const samples = trainingSamples("rl");
