@@ -47,6 +47,7 @@ export interface TrainLoop {
 /** A sample that took part in this many failed steps is set aside until the next restart. */
 const MAX_FAILURES = 3;
 const TREND = 24;
+const HEARTBEAT_MS = 30_000;
 
 export function stepSettings(config: Config): StepSettings {
   const t = config.train;
@@ -357,7 +358,11 @@ class ContinuousTrainer implements TrainLoop {
   }
 
   private publish(patch: Partial<TrainStatus>): void {
-    this.current = { ...this.current, ...patch, updatedAt: new Date().toISOString() };
+    const next = { ...this.current, ...patch };
+    const changed = JSON.stringify({ ...next, updatedAt: "" }) !== JSON.stringify({ ...this.current, updatedAt: "" });
+    // Polls that change nothing rewrite the file only as a heartbeat.
+    if (!changed && Date.now() - Date.parse(this.current.updatedAt) < HEARTBEAT_MS) return;
+    this.current = { ...next, updatedAt: new Date().toISOString() };
     try {
       writeStatus(this.config.dataDir, this.current);
     } catch (err) {

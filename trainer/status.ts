@@ -40,7 +40,8 @@ export function statusFile(dataDir: string): string {
 }
 
 export function writeStatus(dataDir: string, status: TrainStatus): void {
-  writeFileAtomic(statusFile(dataDir), JSON.stringify(status, null, 2) + "\n");
+  // A status is replaced often and is worthless after a power loss: no fsync.
+  writeFileAtomic(statusFile(dataDir), JSON.stringify(status, null, 2) + "\n", { fsync: false });
 }
 
 export function readStatus(dataDir: string): TrainStatus | null {

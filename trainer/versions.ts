@@ -85,14 +85,17 @@ function fsyncPath(p: string): void {
   }
 }
 
-/** Writes `bytes` to `file` through a temporary name, so readers see the old or the new file only. */
-export function writeFileAtomic(file: string, bytes: string | Uint8Array): void {
+/**
+ * Writes `bytes` to `file` through a temporary name, so readers see the old or the new file only.
+ * `fsync` (default) also makes it survive a power loss, not just the death of the process.
+ */
+export function writeFileAtomic(file: string, bytes: string | Uint8Array, opts: { fsync?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, "w");
   try {
     fs.writeSync(fd, typeof bytes === "string" ? Buffer.from(bytes) : bytes);
-    fs.fsyncSync(fd);
+    if (opts.fsync ?? true) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
