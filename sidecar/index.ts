@@ -11,3 +11,12 @@ export { SidecarMetrics } from "./metrics.js";
 export { type RecordStore, type StoreHost } from "./record-store.js";
 export { type TurnRef } from "./turns.js";
 export { mountDashboard, dashboardLink, DASHBOARD_PATH, type Dashboard, type DashboardDeps } from "./dashboard/index.js";
+export {
+  startHotloadingSidecar,
+  HotloadSwitchboard,
+  AdapterApiError,
+  type HotloadSidecarHandle,
+  type HotloadSidecarOptions,
+  type HotloadStatus,
+  type CheckReport,
+} from "./hotload/index.js";

@@ -1,7 +1,7 @@
 // `clawloop sidecar`: the recording proxy in front of a model server.
 import { Command } from "commander";
 import { UPSTREAM_KINDS, type ConfigOverrides } from "../../core/index.js";
-import { startSidecar } from "../../sidecar/index.js";
+import { startHotloadingSidecar } from "../../sidecar/index.js";
 import { configFrom, onShutdown, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface SidecarFlags extends CommonFlags {
@@ -15,7 +15,7 @@ export function register(program: Command): void {
   withCommonOptions(
     program
       .command("sidecar")
-      .description("Run the recording proxy in front of your model server (OpenAI-compatible, on /v1).")
+      .description("Run the recording proxy in front of your model server (OpenAI-compatible, on /v1); it hot-loads new adapter versions into it.")
       .option("--upstream <url>", "the model server, e.g. http://127.0.0.1:8000 (with or without /v1)")
       .option("--port <port>", "port to listen on (default 11435; 0 picks a free one)")
       .option("--host <host>", "address to listen on (default 127.0.0.1; the control API is then loopback-only)")
@@ -27,7 +27,8 @@ export function register(program: Command): void {
     if (flags.host) sidecar.host = flags.host;
     if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind as never;
     const config = configFrom(flags, { sidecar });
-    const handle = await startSidecar(config);
+    // Hot-loads each new adapter version into the upstream (adapters.hotload, on by default).
+    const handle = await startHotloadingSidecar(config);
     onShutdown(() => handle.close());
   });
 }

@@ -1,8 +1,9 @@
 // Hot-loading: the switchboard that routes calls to the live adapter version, the watcher that
 // feeds it new versions, and the adapters control API, wrapped around a sidecar.
 //
-// The switchboard keeps its own store handle that writes only the `adapters` table, so it needs
-// nothing from the sidecar's recording store (one writer per table: the sidecar process).
+// The switchboard keeps its own store handle that writes only the `adapters` table (one writer per
+// table: the sidecar process). It could as well write through the sidecar's store host (its
+// `put`/`list` fit AdapterTable) once that host takes the `adapters` table too.
 import { createDriver, type AdapterDriver } from "../../adapters/index.js";
 import { createLogger, dataPaths, Store, type Config } from "../../core/index.js";
 import { startSidecar, type SidecarHandle, type SidecarOptions } from "../sidecar.js";
@@ -11,7 +12,7 @@ import { mountAdapterApi } from "./api.js";
 import { HotloadSwitchboard } from "./switchboard.js";
 import { VersionWatcher } from "./watcher.js";
 
-export { HotloadSwitchboard, AdapterApiError, type HotloadOptions, type HotloadStatus, type CheckReport } from "./switchboard.js";
+export { HotloadSwitchboard, AdapterApiError, type AdapterTable, type HotloadOptions, type HotloadStatus, type CheckReport } from "./switchboard.js";
 export { VersionWatcher } from "./watcher.js";
 export { mountAdapterApi } from "./api.js";
 

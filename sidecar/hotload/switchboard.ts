@@ -26,14 +26,20 @@ import {
   type AdapterDriver,
   type ProbeComparison,
 } from "../../adapters/index.js";
-import type { AdapterStatus, AdapterVersion, Logger, Store } from "../../core/index.js";
+import type { AdapterStatus, AdapterVersion, Logger } from "../../core/index.js";
 import type { Route, Switchboard, SwitchboardStatus } from "../switchboard.js";
 
 const VERSION_DIR = /^v(\d{6})$/;
 
+/** Where the switchboard records versions: the `adapters` table (a core Store, or the sidecar's store host). */
+export interface AdapterTable {
+  put(table: "adapters", row: AdapterVersion): unknown;
+  list(table: "adapters"): Promise<AdapterVersion[]>;
+}
+
 export interface HotloadOptions {
   adaptersDir: string;
-  store: Store;
+  store: AdapterTable;
   /** The driver, or a function that finds it once the upstream's kind is known (null: none yet). */
   driver: AdapterDriver | (() => AdapterDriver | null);
   keepLoaded: number;
@@ -258,10 +264,13 @@ export class HotloadSwitchboard implements Switchboard {
     }
     const next = { ...row, ...patch };
     this.rows.set(name, next);
+    const failed = (err: unknown) => this.noteError(`could not record ${name}: ${(err as Error).message}`);
     try {
-      this.opts.store.put("adapters", next);
+      // A store host answers with a promise; core's Store returns at once.
+      const r = this.opts.store.put("adapters", next);
+      if (r instanceof Promise) r.catch(failed);
     } catch (err) {
-      this.noteError(`could not record ${name}: ${(err as Error).message}`);
+      failed(err);
     }
     return next;
   }
