@@ -183,6 +183,7 @@ describe("train loop", () => {
     const other = { ...fakeModel(), hash: "otherhash", name: "other-model" };
     const backend = { ...fakeBackend(), loadModel: async () => other };
     await expect(startTrainLoop(config(), { backend, model: "/x.gguf", logger: silentLogger })).rejects.toThrow(/trained on fake-model.*not on other-model/);
+    expect(readStatus(dataDir)).toMatchObject({ state: "failed", lastError: { message: expect.stringMatching(/not on other-model/) } });
     // The failed start released the store lock: a correct start works.
     await start(config());
   });

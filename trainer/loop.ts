@@ -20,7 +20,7 @@ import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
-import { writeStatus, type TrainStatus } from "./status.js";
+import { newStatus, writeStatus, type TrainStatus } from "./status.js";
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
 import { listVersions, removeTemporaries, trainedCounts, versionName, writeAdapterDir, type VersionEntry } from "./versions.js";
@@ -96,6 +96,13 @@ export async function startTrainLoop(config: Config, opts: TrainLoopOptions = {}
     await engine?.close?.();
     model?.close();
     await store.close();
+    // Say why in the status file (`clawloop status`, the dashboard); this process held the lock.
+    try {
+      const message = (err as Error).message;
+      writeStatus(config.dataDir, { ...newStatus(config.train.mode, model?.name ?? null), state: "failed", lastError: { message, at: new Date().toISOString() } });
+    } catch {
+      // The error itself is what matters; it is thrown below.
+    }
     throw err;
   }
 }
@@ -134,22 +141,7 @@ class ContinuousTrainer implements TrainLoop {
     this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
     this.settings = stepSettings(config);
     this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens });
-    const now = new Date().toISOString();
-    this.current = {
-      pid: process.pid,
-      state: "starting",
-      mode: t.mode,
-      model: model.name,
-      samplesWaiting: 0,
-      samplesSkipped: { "no-signal": 0, "empty-response": 0, "too-long": 0, unrenderable: 0, failed: 0 },
-      awaitingTurn: 0,
-      version: null,
-      lastStep: null,
-      rewardTrend: [],
-      lastError: null,
-      startedAt: now,
-      updatedAt: now,
-    };
+    this.current = newStatus(t.mode, model.name);
   }
 
   status(): TrainStatus {

@@ -35,6 +35,25 @@ export interface TrainStatus {
   updatedAt: string;
 }
 
+export function newStatus(mode: TrainMode, model: string | null): TrainStatus {
+  const now = new Date().toISOString();
+  return {
+    pid: process.pid,
+    state: "starting",
+    mode,
+    model,
+    samplesWaiting: 0,
+    samplesSkipped: { "no-signal": 0, "empty-response": 0, "too-long": 0, unrenderable: 0, failed: 0 },
+    awaitingTurn: 0,
+    version: null,
+    lastStep: null,
+    rewardTrend: [],
+    lastError: null,
+    startedAt: now,
+    updatedAt: now,
+  };
+}
+
 export function statusFile(dataDir: string): string {
   return path.join(dataPaths(dataDir).loops, "train.json");
 }
