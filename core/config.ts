@@ -138,6 +138,10 @@ export const configSchema = z.object({
       gguf: z.enum(["auto", "always", "never"]).default("auto"),
       /** How often the continuous loop looks for new judged turns. */
       pollMs: z.coerce.number().int().positive().default(2000),
+      /** Compute threads of the engine; 0: all cores. */
+      threads: z.coerce.number().int().min(0).default(0),
+      /** Process priority of `clawloop train` (nice, 0–19): training yields the CPU to serving. */
+      nice: z.coerce.number().int().min(0).max(19).default(10),
     })
     .prefault({}),
 

@@ -32,6 +32,7 @@ export const realBackend: TrainBackend = {
       lora,
       executionProvider: train.executionProvider,
       maxTokens: train.maxTokens,
+      ...(train.threads ? { threads: train.threads } : {}),
       onFallback: (message) => logger?.warn(message),
     });
   },

@@ -1,5 +1,6 @@
 // `clawloop train`: the continuous train loop over the store, or, with --samples, one offline run
 // from a JSONL file into an adapter folder.
+import os from "node:os";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createLogger, type ConfigOverrides } from "../../core/index.js";
@@ -93,6 +94,15 @@ export function register(program: Command): void {
       if (flags[f] !== undefined) throw new Error(`--${f} applies to offline training only (with --samples)`);
     }
 
+    // Training shares the machine with the model server: let serving win the CPU. Threads created
+    // from here on (ONNX Runtime's pool) inherit the priority.
+    if (config.train.nice) {
+      try {
+        os.setPriority(Math.min(19, os.getPriority() + config.train.nice));
+      } catch {
+        // Not permitted here (some containers): train at the normal priority.
+      }
+    }
     const tty = Boolean(process.stdout.isTTY);
     // On a terminal the live line is the display; the log keeps only warnings and errors.
     const logger = createLogger("train", tty && config.logLevel !== "silent" ? "warn" : config.logLevel);

@@ -145,6 +145,8 @@ describe("clawloop train on the real model", () => {
     expect(Object.keys(v1!.manifest.files).sort()).toEqual(["adapter.gguf", "adapter_config.json", "adapter_model.safetensors", "probe.json"]);
     await checkVersionDir(v1!.dir);
     await until("the status file to show v000001", () => readStatus(data)?.version === "v000001", 30_000, second);
+    // The continuous loop yields the CPU to serving (train.nice 10).
+    expect(os.getPriority(second.child.pid!)).toBe(Math.min(19, os.getPriority() + 10));
     second.child.kill("SIGTERM");
     expect((await second.exit).code).toBe(0);
     expect(readStatus(data)).toMatchObject({ state: "stopped", samplesWaiting: 0, lastStep: { version: "v000001", samples: 3 } });
