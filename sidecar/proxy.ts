@@ -310,9 +310,9 @@ export class Proxy {
     const route = switchboard.route(model);
     let forward: Buffer = raw;
     let strip: StripSpec | null = null;
-    if (json) {
-      // Capture only where the request makes sense; a malformed one goes through untouched.
-      const plan = requestError ? { add: {}, strip: null } : planCapture(upstream.kind, endpoint, json, config.captureLogprobs);
+    // A request that is not a usable call (malformed JSON, wrong shape) goes through untouched.
+    if (json && !requestError) {
+      const plan = planCapture(upstream.kind, endpoint, json, config.captureLogprobs);
       strip = plan.strip;
       const rlKeys = OPENCLAW_RL_BODY_KEYS.filter((k) => k in json!);
       if (rlKeys.length || route.model !== model) {

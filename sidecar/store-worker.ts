@@ -4,7 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
 import { SecretMasker } from "./privacy.js";
-import { lastTurn, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { lastTurn, stableCount, stableGet, stableList, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
 import { buildTurn, refOf } from "./turns.js";
 
 const asProcess = !parentPort;
@@ -57,11 +57,11 @@ async function handle(m: StoreRequest): Promise<unknown> {
       store.put(m.table, m.row as Tables[TableName]);
       return undefined;
     case "list":
-      return store.list(m.table, m.q);
+      return stableList(store, m.table, m.q);
     case "get":
-      return store.get(m.table, m.key);
+      return stableGet(store, m.table, m.key);
     case "count":
-      return store.count(m.table, m.where);
+      return stableCount(store, m.table, m.where);
     case "lastTurn":
       return lastTurn(store, m.where);
     case "health":

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SCRIPTED_KINDS, tokenize, renderPrompt, type ScriptedKind } from "../../fixtures/upstream/index.js";
-import { chatBody, post, removeTmpDirs, rig, startSidecarFor, tagged, waitFor, type Rig } from "./sidecar-helpers.js";
+import { chatBody, post, removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
 
 const rigs: Rig[] = [];
 async function open(...args: Parameters<typeof rig>): Promise<Rig> {
@@ -174,6 +174,64 @@ describe("forwarding", () => {
       expect(r.up.requests.at(-1)!.path).toBe("/v1/chat/completions");
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe("compressed answers", () => {
+  it("passes gzip-compressed answers on as they are and records them decompressed", async () => {
+    const zlib = await import("node:zlib");
+    const http = await import("node:http");
+    const events = ["role", "Hello", " there"].map((t, i) =>
+      `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: i === 0 ? { role: "assistant", content: "" } : { content: t }, finish_reason: i === 2 ? "stop" : null }] })}\n\n`,
+    );
+    const server = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c));
+      req.on("end", () => {
+        const stream = JSON.parse(body).stream === true;
+        if (!stream) {
+          const json = JSON.stringify({ id: "c2", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: "Hello whole" }, finish_reason: "stop" }] });
+          res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" }).end(zlib.gzipSync(json));
+          return;
+        }
+        res.writeHead(200, { "content-type": "text/event-stream", "content-encoding": "gzip" });
+        const gz = zlib.createGzip();
+        gz.pipe(res);
+        for (const e of [...events, "data: [DONE]\n\n"]) {
+          gz.write(e);
+          gz.flush();
+        }
+        gz.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const port = (server.address() as { port: number }).port;
+    const up = { url: `http://127.0.0.1:${port}` } as Parameters<typeof startSidecarFor>[0];
+    const sc = await startSidecarFor(up, tmpDir(), { upstreamKind: "openai" });
+    try {
+      const raw = (url: string, body: unknown) =>
+        new Promise<{ headers: Record<string, unknown>; data: Buffer }>((resolve, reject) => {
+          const req = http.request(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", "accept-encoding": "gzip", "x-session-id": "gz" } }, (res) => {
+            const parts: Buffer[] = [];
+            res.on("data", (c: Buffer) => parts.push(c));
+            res.on("end", () => resolve({ headers: res.headers, data: Buffer.concat(parts) }));
+          });
+          req.on("error", reject);
+          req.end(JSON.stringify(body));
+        });
+      for (const stream of [true, false]) {
+        const direct = await raw(up.url, chatBody("x", { stream }));
+        const via = await raw(sc.url, chatBody("x", { stream }));
+        expect(via.headers["content-encoding"]).toBe("gzip");
+        expect(via.data.equals(direct.data)).toBe(true);
+      }
+      const turns = await sc.store.list("turns", { where: { sessionId: "gz" }, orderBy: "seq" });
+      expect(turns.map((t) => t.response?.content)).toEqual(["Hello there", "Hello whole"]);
+      expect(turns.every((t) => t.status === "ok")).toBe(true);
+    } finally {
+      await sc.close();
+      server.close();
     }
   });
 });
