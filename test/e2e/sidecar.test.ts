@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { SCRIPTED_KINDS, tokenize, renderPrompt, type ScriptedKind } from "../../fixtures/upstream/index.js";
+import type { RemoteRecordStore } from "../../sidecar/record-store.js";
 import { chatBody, post, removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
 
 const rigs: Rig[] = [];
@@ -512,9 +513,8 @@ for (const host of ["process", "worker"] as const) {
     });
 
     it("restarts a store that stops, resends what it had not acknowledged, and duplicates nothing", async () => {
-      const { RemoteRecordStore } = await import("../../sidecar/record-store.js");
       const r = await open({ kind: "vllm", tokensPerSecond: 200 }, {}, { storeHost: host });
-      const store = r.sc.store as InstanceType<typeof RemoteRecordStore>;
+      const store = r.sc.store as RemoteRecordStore;
       const calls = Array.from({ length: 12 }, (_, i) =>
         post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${i}`, { stream: true }), tagged("crash", `run-${i}`, 1)).then((res) => res.text()),
       );
