@@ -263,6 +263,8 @@ export async function uninstallOpenClaw(opts: Omit<InstallerOptions, "sidecarUrl
     // Removes OpenClaw's install record of the plugin; --keep-files: the plugin folder is clawloop's own.
     const r = await opts.cli.run(["plugins", "uninstall", PLUGIN_ID, "--keep-files", "--force"]);
     if (r.code !== 0) print(`Note: \`openclaw plugins uninstall ${PLUGIN_ID}\` said: ${(r.stderr + r.stdout).trim().split("\n").slice(-2).join(" ")}`);
+  } else if (record.linkedWith === "openclaw-cli") {
+    print(`Note: OpenClaw's CLI was not found; run \`openclaw plugins uninstall ${PLUGIN_ID} --keep-files\` to drop its record of the plugin.`);
   }
   if (mode === "revert") fs.writeFileSync(path.join(files.dir, "openclaw.json.before-uninstall"), current!.bytes, { mode: 0o600 });
   writeFileAtomic(record.configPath, restored, record.configMode);
