@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { writeHead } from "../adapters/index.js";
+import { readProbeFile, writeHead } from "../adapters/index.js";
 import { loadConfig, silentLogger, Store, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
@@ -99,6 +99,12 @@ describe("train loop", () => {
     });
     expect(rows[0]).toMatchObject({ id: "v000001", version: "v000001", step: 1, samples: 3, sampleIds: ["call-1", "call-2", "call-3"], mode: "combined", lr: 0.1, behaviourMismatch: expect.any(Number) });
     expect(rows[0]!.meanReward).toBeCloseTo(1 / 3, 12);
+    // The version's distance from the base, measured on the probe's candidates: the stand-in
+    // engine shifts every token alike, so k3 = e^d − d − 1 with d = log π_base − log π_version.
+    expect(rows[0]!.klToBase).toBeGreaterThan(0);
+    const probe = readProbeFile(listVersions(adapters())[0]!.dir)!;
+    const d = probe.base[0]! - probe.version[0]!;
+    expect(rows[0]!.klToBase).toBeCloseTo(Math.exp(d) - d - 1, 9);
     expect(steps).toEqual(["v000001"]);
     expect(readStatus(dataDir)?.state).toBe("stopped");
   });

@@ -269,7 +269,7 @@ class ContinuousTrainer implements TrainLoop {
         loss: outcome.loss,
         lossRl: outcome.lossRl,
         lossOpd: outcome.lossOpd,
-        klToBase: outcome.klToBase,
+        klToBase: null,
         meanReward: outcome.meanReward,
         meanAbsAdvantage: outcome.meanAbsAdvantage,
         gradNorm: outcome.gradNorm,
@@ -281,7 +281,9 @@ class ContinuousTrainer implements TrainLoop {
         behaviourMismatch: outcome.behaviourMismatch,
         createdAt: "",
       };
-      const probe = await makeProbe(this.engine!, this.adapter, samples);
+      const { probe, klToBase } = await makeProbe(this.engine!, this.adapter, samples);
+      // The row describes the version this step made: its distance from the base, after the step.
+      row.klToBase = klToBase;
       const gguf = wantsGguf(this.config.train.gguf, this.model.source);
       row.durationMs = performance.now() - started;
       row.createdAt = new Date().toISOString();

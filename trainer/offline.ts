@@ -111,7 +111,7 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
         opts.onStep?.(k, outcome);
       }
       const used = [...new Set(batches.flat().map((s) => s.id))];
-      const probe = await makeProbe(engine, adapter, batches.at(-1)!);
+      const { probe } = await makeProbe(engine, adapter, batches.at(-1)!);
       const gguf = wantsGguf(t.gguf, model.source);
       // Only now, with the new adapter in hand, does a --force replace what was there.
       if (checkOutDir(outDir, opts.force ?? false)) fs.rmSync(outDir, { recursive: true, force: true });

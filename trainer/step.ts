@@ -29,6 +29,7 @@ export interface StepOutcome {
   loss: number;
   lossRl: number;
   lossOpd: number;
+  /** k3 KL(π_θ ‖ π_base) per token over the batch before the update; null when the KL penalty is off. */
   klToBase: number | null;
   meanReward: number;
   meanAbsAdvantage: number;
