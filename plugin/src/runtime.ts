@@ -1,5 +1,6 @@
 // The plugin's behaviour, independent of how OpenClaw wires it: turns hook events into tags and
 // next-state events. One instance per process, shared by every module instance (see index.ts).
+import path from "node:path";
 import {
   feedbackEvent,
   modelErrorEvent,
@@ -23,7 +24,6 @@ import { Outbox } from "./outbox.js";
 import { previousRunId, SessionIndex } from "./sessions.js";
 import { readToken, type Settings } from "./settings.js";
 import { runIdOfCall, turnTypeOf, type CallTags, type RunInfo } from "./tagging.js";
-import path from "node:path";
 
 const MAX_RUNS = 2000;
 
