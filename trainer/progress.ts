@@ -18,18 +18,11 @@ export function sparkline(values: number[]): string {
 }
 
 export function progressLine(s: TrainStatus, batchSize: number, width = 120): string {
-  const parts = [
-    `train ${s.mode}`,
-    s.version ?? "no version yet",
-    `${s.state}`,
-    `waiting ${s.samplesWaiting}/${batchSize}`,
-  ];
-  if (s.lastStep) {
-    parts.push(`step ${s.lastStep.step}`, `loss ${s.lastStep.loss.toFixed(4)}`);
-    parts.push(`reward ${sparkline(s.rewardTrend)} ${signed(s.lastStep.meanReward)}`);
-  }
+  const parts = [s.mode, s.lastStep ? `${s.lastStep.version} (step ${s.lastStep.step})` : (s.version ?? "no version yet"), `${s.samplesWaiting}/${batchSize} samples`];
+  if (s.lastStep) parts.push(`loss ${s.lastStep.loss.toFixed(4)}`, `reward ${sparkline(s.rewardTrend)} ${signed(s.lastStep.meanReward)}`);
   const skipped = Object.values(s.samplesSkipped).reduce((a, b) => a + b, 0);
-  if (skipped) parts.push(`skipped ${skipped}`);
+  if (skipped) parts.push(`${skipped} skipped`);
+  if (s.state === "training") parts.push("training…");
   if (s.lastError) parts.push(`error: ${s.lastError.message}`);
   const line = parts.join(" │ ");
   return line.length > width ? line.slice(0, width - 1) + "…" : line;

@@ -34,6 +34,12 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+function nonNegativeNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("must be a number ≥ 0");
+  return n;
+}
+
 function mode(v: string): "rl" | "opd" | "combined" {
   if (v !== "rl" && v !== "opd" && v !== "combined") throw new InvalidArgumentError("must be rl, opd or combined");
   return v;
@@ -49,7 +55,7 @@ export function register(program: Command): void {
       .option("--lr <x>", "learning rate", positiveNumber)
       .option("--rank <r>", "LoRA rank of a new adapter", positiveInt)
       .option("--batch-size <b>", "samples per step", positiveInt)
-      .option("--max-wait <sec>", "run a partial batch after its oldest sample waited this long", positiveNumber)
+      .option("--max-wait <sec>", "run a partial batch after its oldest sample waited this long", nonNegativeNumber)
       .option("--samples <file>", "offline: train on this JSONL file instead of the store")
       .option("--out <dir>", "offline: write the adapter folder here")
       .option("--steps <n>", "offline: optimizer steps (default: each sample train.epochs times)", positiveInt)
