@@ -145,7 +145,7 @@ describe("train loop", () => {
     expect(readStatus(dataDir)?.samplesSkipped["no-signal"]).toBe(1);
   });
 
-  it("survives engine failures: the error shows in the status, nothing half-written, the batch is retried", async () => {
+  it("survives engine failures: the error shows in the status, nothing half-written, the samples are retried", async () => {
     await addJudged(1, 3);
     const backend = fakeBackend();
     const origCreate = backend.createEngine.bind(backend);
@@ -157,13 +157,14 @@ describe("train loop", () => {
     await start(config({ maxWaitSec: 0 }), backend);
     await until("an error in the status", () => readStatus(dataDir)?.lastError?.message === "fake engine failure");
     expect(fs.readdirSync(adapters()).filter((n) => !n.startsWith("."))).toEqual([]);
-    await until("v000001 after the retries", () => listVersions(adapters()).length === 1, 10_000);
-    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2", "call-3"]]);
-    expect(readStatus(dataDir)?.lastError).toBe(null);
+    await until("three versions after the retries", () => listVersions(adapters()).length === 3, 10_000);
+    // [1, 2, 3] failed, then [1] alone failed; each is retried alone until it has trained once.
+    expect(sampleIdsByVersion()).toEqual([["call-2"], ["call-3"], ["call-1"]]);
+    await until("the error to clear", () => readStatus(dataDir)?.lastError === null);
   });
 
-  it("sets a sample aside after three failed steps and trains the others", async () => {
-    await addJudged(1, 2);
+  it("retries the samples of a failed step alone, trains the innocent ones, and sets the culprit aside after three failures", async () => {
+    await addJudged(1, 4);
     const backend = fakeBackend();
     const origCreate = backend.createEngine.bind(backend);
     backend.createEngine = async (...args) => {
@@ -175,10 +176,10 @@ describe("train loop", () => {
       };
       return e;
     };
-    await start(config({ maxWaitSec: 0, batchSize: 1 }), backend);
-    await until("v000001", () => listVersions(adapters()).length === 1, 15_000);
-    expect(sampleIdsByVersion()).toEqual([["call-2"]]);
-    await until("quarantine count", () => readStatus(dataDir)?.samplesSkipped.failed === 1);
+    await start(config({ maxWaitSec: 0, batchSize: 3 }), backend);
+    await until("quarantine count", () => readStatus(dataDir)?.samplesSkipped.failed === 1, 15_000);
+    // [1, 2, 3] fails; 4 trains without the suspects; each suspect alone: 2 and 3 train, 1 fails twice more.
+    expect(sampleIdsByVersion()).toEqual([["call-4"], ["call-2"], ["call-3"]]);
   });
 
   it("refuses to continue adapters trained on another base model", async () => {

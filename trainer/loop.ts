@@ -140,7 +140,7 @@ class ContinuousTrainer implements TrainLoop {
     const t = config.train;
     this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
     this.settings = stepSettings(config);
-    this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens });
+    this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.weights.config.vocabSize });
     this.current = newStatus(t.mode, model.name);
   }
 
@@ -234,7 +234,11 @@ class ContinuousTrainer implements TrainLoop {
           awaitingTurn: scan.awaitingTurn,
         });
         if (decision.batch) {
-          await this.step(decision.batch);
+          // A sample that was in a failed step is retried alone, so only the culprit of a failing
+          // batch is ever set aside; the others train in batches without it.
+          const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);
+          const batch = failed.length === 0 ? decision.batch : failed.length === decision.batch.length ? failed.slice(0, 1) : decision.batch.filter((r) => fails(r.sample.id) === 0);
+          await this.step(batch);
           backoffMs = 0;
           continue;
         }

@@ -73,7 +73,7 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
     const skipped: OfflineResult["skipped"] = [];
     const samples: Sample[] = [];
     for (const ex of exchanges) {
-      const r = buildSample(ex, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens });
+      const r = buildSample(ex, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.weights.config.vocabSize });
       if ("sample" in r) samples.push(r.sample);
       else {
         skipped.push({ line: ex.line, id: ex.id, reason: r.skip, detail: r.detail });

@@ -93,6 +93,11 @@ describe("buildSample", () => {
     expect(buildSample({ ...completion, reward: 1, prompt: ["a", "b"] }, ctx())).toMatchObject({ skip: "unrenderable" });
   });
 
+  it("skips server token ids that are not in the model's vocabulary", () => {
+    const turn = makeTurn(1, { completionTokenIds: [4, 50_000] });
+    expect(buildSample(exchangeFromTurn(turn, judgment(turn, 1))!, ctx({ vocabSize: 49_152 }))).toMatchObject({ skip: "unrenderable", detail: expect.stringMatching(/token id 50000 is outside the model's vocabulary/) });
+  });
+
   it("reports a template that fails as unrenderable", () => {
     const broken = { ...fakeTokenizer, encodeChat: () => { throw new Error("template exploded"); } };
     expect(buildSample(exchange(), ctx({ tokenizer: broken }))).toMatchObject({ skip: "unrenderable", detail: "template exploded" });

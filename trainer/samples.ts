@@ -25,6 +25,8 @@ export interface SampleContext {
   tokenizer: ChatTokenizer;
   /** Longest prompt + response; longer samples lose the left of their prompt. */
   maxTokens: number;
+  /** The model's vocabulary size: ids at or above it come from another model. */
+  vocabSize?: number;
 }
 
 /** One judged exchange, from a recorded turn or an offline JSONL line. */
@@ -87,6 +89,12 @@ export function buildSample(ex: Exchange, ctx: SampleContext): SampleResult {
     return { skip: "unrenderable", detail: (err as Error).message };
   }
 
+  if (ctx.vocabSize !== undefined) {
+    const bad = [...promptIds, ...responseIds].find((id) => !Number.isInteger(id) || id < 0 || id >= ctx.vocabSize!);
+    if (bad !== undefined) {
+      return { skip: "unrenderable", detail: `token id ${bad} is outside the model's vocabulary of ${ctx.vocabSize} (was the turn served by another model than train.model?)` };
+    }
+  }
   if (responseIds.length >= ctx.maxTokens) {
     return { skip: "too-long", detail: `the reply has ${responseIds.length} tokens; train.maxTokens is ${ctx.maxTokens}` };
   }
