@@ -91,8 +91,14 @@ describe("trainOffline", () => {
     const before = fs.readFileSync(path.join(second, "adapter_model.safetensors"));
     await expect(trainOffline(config(), { samplesFile: file, outDir: second, backend: fakeBackend(), logger: silentLogger })).rejects.toThrow(/not empty; pass --force/);
     expect(fs.readFileSync(path.join(second, "adapter_model.safetensors"))).toEqual(before);
+    // --force whose write fails (disk full): the previous folder is put back.
+    const failing = { ...fakeBackend(), writeAdapter: async () => { throw new Error("ENOSPC"); } };
+    await expect(trainOffline(config(), { samplesFile: file, outDir: second, force: true, backend: failing, logger: silentLogger })).rejects.toThrow("ENOSPC");
+    expect(fs.readFileSync(path.join(second, "adapter_model.safetensors"))).toEqual(before);
+    expect(fs.readdirSync(dir).filter((n) => n.includes("replaced"))).toEqual([]);
     await trainOffline(config(), { samplesFile: file, outDir: second, force: true, backend: fakeBackend(), logger: silentLogger });
     expect(readManifest(second)).toMatchObject({ parent: null, step: 2 });
+    expect(fs.readdirSync(dir).filter((n) => n.includes("replaced"))).toEqual([]);
   });
 
   it("fails clearly when nothing is usable, and keeps the previous --out when training fails", async () => {

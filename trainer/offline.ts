@@ -113,8 +113,10 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
       const used = [...new Set(batches.flat().map((s) => s.id))];
       const { probe } = await makeProbe(engine, adapter, batches.at(-1)!);
       const gguf = wantsGguf(t.gguf, model.source);
-      // Only now, with the new adapter in hand, does a --force replace what was there.
-      if (checkOutDir(outDir, opts.force ?? false)) fs.rmSync(outDir, { recursive: true, force: true });
+      // Only now, with the new adapter in hand, does a --force replace what was there: moved
+      // aside first, put back if the write fails.
+      const aside = checkOutDir(outDir, opts.force ?? false) ? `${outDir}.replaced-${process.pid}` : null;
+      if (aside) fs.renameSync(outDir, aside);
       const manifest = await writeAdapterDir(
         outDir,
         { version: batches.length, name: path.basename(outDir) },
@@ -133,7 +135,11 @@ export async function trainOffline(config: Config, opts: OfflineOptions): Promis
           await backend.writeAdapter(tmp, adapter, model, { gguf });
           fs.writeFileSync(path.join(tmp, PROBE_FILE), JSON.stringify(probe) + "\n");
         },
-      );
+      ).catch((err: unknown) => {
+        if (aside) fs.renameSync(aside, outDir);
+        throw err;
+      });
+      if (aside) fs.rmSync(aside, { recursive: true, force: true });
       return { outDir, manifest, samples: samples.length, lineErrors, skipped, steps: outcomes };
     } finally {
       await engine.close?.();
