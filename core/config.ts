@@ -43,6 +43,9 @@ export const configSchema = z.object({
       maxRecordBytes: z.coerce.number().int().positive().default(16 * 1024 * 1024),
       /** Time to wait for the upstream's response headers. */
       upstreamTimeoutMs: z.coerce.number().int().positive().default(600_000),
+      /** How long an answer's last byte waits for its turn to reach the store's log (a store that is
+       *  down never holds calls up longer; the turn is written when it is back). */
+      recordWaitMs: z.coerce.number().int().min(0).default(2_000),
       /** Place untagged traffic into sessions by matching conversation prefixes. */
       inferSessions: z.boolean().default(true),
       /** Rules that mark untagged requests as housekeeping (`side`). */

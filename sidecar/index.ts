@@ -8,7 +8,7 @@ export { readTags, runIdOfCall, OPENCLAW_RL_BODY_KEYS, type Tags } from "./taggi
 export { Upstream, type UpstreamHealth, type UpstreamOptions } from "./upstream.js";
 export { SecretMasker } from "./privacy.js";
 export { SidecarMetrics } from "./metrics.js";
-export { type RecordStore, type StoreHost } from "./record-store.js";
+export { openRecordStore, InlineRecordStore, RemoteRecordStore, type RecordStore, type RecordStoreOptions, type StoreHost } from "./record-store.js";
 export { type TurnRef } from "./turns.js";
 export { mountDashboard, dashboardLink, DASHBOARD_PATH, type Dashboard, type DashboardDeps } from "./dashboard/index.js";
 export {

@@ -13,6 +13,7 @@ export class SidecarMetrics {
   readonly turns: Counter<"status" | "turn_type">;
   readonly unrecorded: Counter<"reason">;
   readonly recordErrors: Counter;
+  readonly recordWaitTimeouts: Counter;
   readonly events: Counter<"result">;
   readonly inflight: Gauge;
 
@@ -54,6 +55,11 @@ export class SidecarMetrics {
     this.recordErrors = new Counter({
       name: "clawloop_sidecar_record_errors_total",
       help: "Turns that could not be built or logged (the call itself was answered).",
+      registers,
+    });
+    this.recordWaitTimeouts = new Counter({
+      name: "clawloop_sidecar_record_wait_timeouts_total",
+      help: "Answers finished before their turn reached the log (the store was slow or down).",
       registers,
     });
     this.events = new Counter({

@@ -423,7 +423,11 @@ export class Proxy {
     return ticket;
   }
 
-  /** Records the call once (the first outcome wins) and releases its route. */
+  /**
+   * Records the call once (the first outcome wins) and releases its route. Resolves once the turn
+   * is in the log, or after `sidecar.recordWaitMs` if the store is slow or down: the answer goes on
+   * and the turn follows when the store is back.
+   */
   private finish(call: Call, status: TurnStatus, error: string | null = null): Promise<void> {
     if (call.recorded) return call.recorded;
     const { metrics, recorder } = this.deps;
@@ -437,7 +441,7 @@ export class Proxy {
     if (call.ttfb !== null) metrics.ttfb.observe({ endpoint: call.endpoint }, call.ttfb / 1000);
     metrics.duration.observe({ endpoint: call.endpoint }, totalMs / 1000);
     call.route.release();
-    call.recorded = recorder
+    const written = recorder
       .record(
         {
           turnId: call.turnId,
@@ -458,6 +462,18 @@ export class Proxy {
         call.ticket,
       )
       .then(() => undefined);
+    call.recorded = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        metrics.recordWaitTimeouts.inc();
+        this.deps.logger.warn({ turnId: call.turnId, waitMs: this.deps.config.recordWaitMs }, "the store is slow: answering before the turn is logged");
+        resolve();
+      }, this.deps.config.recordWaitMs);
+      timer.unref();
+      void written.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     return call.recorded;
   }
 

@@ -35,6 +35,8 @@ export interface SidecarOptions {
   storeHost?: StoreHost;
   /** @deprecated the earlier name of `storeHost` ("worker" | "main"). */
   storeThread?: "worker" | "main";
+  /** A store opened by the caller (`openRecordStore`); the sidecar closes it when it stops. */
+  recordStore?: RecordStore;
   /** How long start-up waits for upstream kind detection before serving anyway. */
   detectTimeoutMs?: number;
   /** How long `close()` waits for requests in flight before cutting them. */
@@ -83,7 +85,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const masker = new SecretMasker(cfg.maskSecrets, cfg.secretPatterns);
   const placer = opts.placer ?? new TagPlacer(cfg.sideRules);
   const upstream = new Upstream(cfg.upstream, { kind: cfg.upstreamKind, apiKey: cfg.upstreamApiKey, logger });
-  const store = await openRecordStore({
+  const store = opts.recordStore ?? await openRecordStore({
     dataDir: paths.root,
     maskSecrets: cfg.maskSecrets,
     secretPatterns: cfg.secretPatterns,

@@ -28,7 +28,12 @@ export function register(program: Command): void {
     if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind as never;
     const config = configFrom(flags, { sidecar });
     // Hot-loads each new adapter version into the upstream (adapters.hotload, on by default).
-    const handle = await startHotloadingSidecar(config);
-    onShutdown(() => handle.close());
+    const starting = startHotloadingSidecar(config);
+    // Listening before start-up ends (the switchboard still loading): a signal then still stops cleanly.
+    onShutdown(async () => {
+      const handle = await starting.catch(() => null);
+      await handle?.close();
+    });
+    await starting;
   });
 }

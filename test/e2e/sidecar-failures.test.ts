@@ -2,7 +2,9 @@
 // seen without clawloop, traffic keeps flowing, and the call is recorded with what happened.
 import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
-import { nodeIO, type LogIO } from "../../core/index.js";
+import { nodeIO, Store, type LogIO } from "../../core/index.js";
+import { InlineRecordStore, SecretMasker } from "../../sidecar/index.js";
+import type { TurnJob, TurnRef } from "../../sidecar/turns.js";
 import { startScriptedUpstream } from "../../fixtures/upstream/index.js";
 import { chatBody, openStream, post, removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
 
@@ -263,6 +265,28 @@ describe("store failures", () => {
     expect((await reader.get("next_states", "e1"))?.turnId).toBe("run-1:model:4");
     await reader.close();
     r.sc = await startSidecarFor(r.up, r.dataDir);
+  });
+
+  it("answers without waiting for a store that does not acknowledge, and records the turn once it does", async () => {
+    // A store host that holds every write until released (as one that is restarting would).
+    class Held extends InlineRecordStore {
+      readonly held: (() => void)[] = [];
+      override putTurn(job: TurnJob): Promise<TurnRef> {
+        return new Promise<void>((r) => this.held.push(r)).then(() => super.putTurn(job));
+      }
+    }
+    const dataDir = tmpDir();
+    const store = new Held(await Store.open({ dataDir, writes: ["turns", "next_states"] }), new SecretMasker(true));
+    const r = await open({ kind: "vllm" }, { recordWaitMs: 50 }, { dataDir, recordStore: store });
+    const res = await post(`${r.sc.url}/v1/chat/completions`, chatBody("x", { stream: true }), tagged("held", "run-h", 1));
+    expect(await res.text()).toContain("data: [DONE]");
+    // Answered while the write is still held back.
+    expect(store.held).toHaveLength(1);
+    expect(await r.sc.store.count("turns")).toBe(0);
+    expect(await (await fetch(`${r.sc.url}/metrics`)).text()).toMatch(/clawloop_sidecar_record_wait_timeouts_total 1/);
+    store.held[0]!();
+    const turn = await turnOf(r, "held");
+    expect(turn).toMatchObject({ id: "run-h:model:1", status: "ok" });
   });
 
   it("keeps traffic flowing when the disk is full (the log cannot be written), and logs the rows once it can", async () => {

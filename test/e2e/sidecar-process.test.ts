@@ -113,9 +113,10 @@ describe("the sidecar process", () => {
     await stream.first;
     p.child.kill("SIGTERM");
     const { data, outcome } = await stream.body;
-    expect(outcome).toBe("end");
+    const code = await p.exited;
+    expect(outcome, `exit ${code} ${p.child.signalCode}\n${data.toString()}\n---\n${p.logs()}\n${p.stderr()}`).toBe("end");
     expect(data.toString()).toContain("data: [DONE]");
-    expect(await p.exited).toBe(0);
+    expect(code).toBe(0);
     const again = await startProcess(up.url, dataDir);
     const view = await api<{ turns: Turn[] }>(again, "/clawloop/v1/turns?session=term");
     expect(view.turns).toHaveLength(1);
