@@ -1,0 +1,273 @@
+// `clawloop up`: the four loops in one command.
+//   serve    the embedded llama.cpp engine (with --model; in this process) or the user's server (--upstream)
+//   collect  the sidecar with the hot-load switchboard (in this process)
+//   judge    the judge loop (in this process: it only waits on HTTP and the store)
+//   train    the train loop, in a child process (`clawloop train`) so a step never blocks the proxy;
+//            restarted with backoff when it crashes
+// SIGINT/SIGTERM stop it in order: the sidecar stops taking calls and finishes those in flight, the
+// trainer finishes (and writes) the step it is in, the judge finishes its judgments, the engine
+// closes; every store flushes its log first, so nothing answered or judged is lost.
+// Where everything listens goes to stdout and to `<data>/loops/up.json` (read by `clawloop status`
+// and `clawloop adapters`).
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { createLogger, dataPaths, type Config, type ConfigOverrides, type Logger } from "../../core/index.js";
+import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
+import { ensureModel, startServer, type RunningServer } from "../../serve/index.js";
+import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
+import { configFrom, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
+
+interface UpFlags extends CommonFlags {
+  upstream?: string;
+  model?: string;
+  port?: string;
+  host?: string;
+  enginePort?: string;
+  upstreamKind?: string;
+}
+
+/** `<data>/loops/up.json`: what `clawloop up` started, for the other commands. */
+export interface UpFile {
+  pid: number;
+  sidecar: string;
+  engine: string | null;
+  upstream: string;
+  model: string | null;
+  trainerPid: number | null;
+  startedAt: string;
+}
+
+export function upFile(dataDir: string): string {
+  return path.join(dataPaths(dataDir).loops, "up.json");
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The running `clawloop up` of this data directory, if any. */
+export function readUpFile(dataDir: string): UpFile | null {
+  try {
+    const up = JSON.parse(fs.readFileSync(upFile(dataDir), "utf8")) as UpFile;
+    return typeof up.pid === "number" && alive(up.pid) ? up : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The sidecar's base URL: the running `up`'s, else the configured address. */
+export function sidecarUrl(config: Config, explicit?: string): string {
+  if (explicit) return explicit.replace(/\/+$/, "");
+  const up = readUpFile(config.dataDir);
+  if (up) return up.sidecar;
+  const h = config.sidecar.host;
+  const host = h === "0.0.0.0" || h === "" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h;
+  return `http://${host}:${config.sidecar.port}`;
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+  fs.renameSync(tmp, file);
+}
+
+/** The command that runs this CLI again, for the trainer child: the compiled bin, or the source through tsx. */
+function selfCommand(): string[] {
+  // The script this process runs (bin/clawloop.js, or a script importing cli/main), with its loader flags.
+  const script = process.argv[1];
+  if (script && fs.existsSync(script) && fs.statSync(script).isFile()) return [process.execPath, ...process.execArgv, script];
+  const here = fileURLToPath(import.meta.url);
+  const root = packageRoot();
+  if (!here.endsWith(".ts")) return [process.execPath, path.join(root, "bin", "clawloop.js")];
+  const entry = pathToFileURL(path.join(root, "cli", "main.ts")).href;
+  const code = `const { main } = await import(${JSON.stringify(entry)}); await main(["node", "clawloop", ...process.argv.slice(1)]);`;
+  return [process.execPath, "--import", "tsx", "--input-type=module", "-e", code, "--"];
+}
+
+/**
+ * The trainer child: `clawloop train --data DIR --model PATH [--config FILE]`, its output passed
+ * through with a prefix, restarted after a crash with exponential backoff (1 s … 60 s; back to 1 s
+ * after 5 minutes without a crash). `stop()` sends SIGTERM and waits for the step in progress.
+ */
+class TrainerProcess {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private backoffMs = 1_000;
+  private timer: NodeJS.Timeout | null = null;
+  restarts = 0;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly args: string[],
+    private readonly log: Logger,
+    private readonly onPid: (pid: number | null) => void,
+  ) {}
+
+  start(): void {
+    const [cmd, ...rest] = selfCommand();
+    const startedAt = Date.now();
+    const child = spawn(cmd!, [...rest, "train", ...this.args], { stdio: ["ignore", "inherit", "inherit"], env: process.env });
+    this.child = child;
+    this.onPid(child.pid ?? null);
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => {
+        this.child = null;
+        this.onPid(null);
+        resolve();
+        if (this.stopping) return;
+        if (Date.now() - startedAt > 5 * 60_000) this.backoffMs = 1_000;
+        this.log.error({ code, signal, restartInMs: this.backoffMs }, "the trainer exited; restarting it");
+        this.restarts++;
+        this.timer = setTimeout(() => this.start(), this.backoffMs);
+        this.backoffMs = Math.min(this.backoffMs * 2, 60_000);
+      });
+    });
+    child.on("error", (err) => this.log.error({ err: err.message }, "could not start the trainer"));
+  }
+
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  async stop(graceMs = 120_000): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    const child = this.child;
+    if (!child) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function port(v: string): string {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("must be a port number (0 picks a free one)");
+  return v;
+}
+
+export function register(program: Command): void {
+  withCommonOptions(
+    program
+      .command("up")
+      .description("Run all four loops: the model server (embedded, with --model), the sidecar with hot-loading, the judge and the trainer.")
+      .option("--model <path|name>", "serve this GGUF with the embedded engine (or a known name: smollm2, fetched on first use) and train on it")
+      .option("--upstream <url>", "your own model server instead (vLLM, SGLang, llama.cpp, Ollama); set train.model to the base it serves")
+      .option("--upstream-kind <kind>", "the upstream's kind when detection cannot tell (vllm | sglang | llamacpp | ollama)")
+      .option("--port <port>", "the sidecar's port (default 11435; 0 picks a free one)", port)
+      .option("--host <host>", "the sidecar's address (default 127.0.0.1)")
+      .option("--engine-port <port>", "the embedded engine's port (default 11436; 0 picks a free one)", port),
+  ).action(async (flags: UpFlags) => {
+    if (flags.model && flags.upstream) throw new Error("pass --model (the embedded engine) or --upstream (your own server), not both");
+    const sidecar: NonNullable<ConfigOverrides["sidecar"]> = {};
+    if (flags.port !== undefined) sidecar.port = Number(flags.port);
+    if (flags.host) sidecar.host = flags.host;
+    if (flags.upstream) sidecar.upstream = flags.upstream;
+    if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind as never;
+    const serve: NonNullable<ConfigOverrides["serve"]> = {};
+    if (flags.model) serve.model = flags.model;
+    if (flags.enginePort !== undefined) serve.port = Number(flags.enginePort);
+    let config = configFrom(flags, { sidecar, serve });
+    const log = createLogger("up", config.logLevel);
+
+    // Which model server, and which base to train.
+    const embedded = flags.model !== undefined || (!config.sidecar.upstream && config.serve.model !== null);
+    if (!embedded && !config.sidecar.upstream) {
+      throw new Error("nothing to serve: pass --model smollm2 (or a .gguf) for the embedded engine, or --upstream URL for your own model server");
+    }
+    let modelPath: string | null = null;
+    if (embedded) {
+      modelPath = await ensureModel(config.serve.model!, { dataDir: config.dataDir, logger: log });
+    } else if (!config.train.model) {
+      throw new Error(
+        `the trainer needs the base model that ${config.sidecar.upstream} serves: set train.model (a .gguf file or a Hugging Face folder) in ${dataPaths(config.dataDir).config} or CLAWLOOP_TRAIN_MODEL`,
+      );
+    }
+
+    let engine: RunningServer | null = null;
+    let sc: HotloadSidecarHandle | null = null;
+    let judge: JudgeLoop | null = null;
+    let trainer: TrainerProcess | null = null;
+    let up: UpFile | null = null;
+    const stop = async () => {
+      log.info("stopping");
+      // Calls first (the sidecar drains what is in flight), then the loops behind it, then the engine.
+      await sc?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the sidecar"));
+      await Promise.all([
+        trainer?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the trainer")),
+        judge?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the judge")),
+      ]);
+      await engine?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the engine"));
+      try {
+        if (up && readUpFile(config.dataDir)?.pid === process.pid) fs.rmSync(upFile(config.dataDir), { force: true });
+      } catch {
+        // best effort
+      }
+      log.info("stopped");
+    };
+    onShutdown(stop);
+    try {
+      if (embedded) {
+        engine = await startServer({
+          model: modelPath!,
+          servedModelName: modelPath === path.resolve(config.serve.model!) ? null : config.serve.model,
+          host: config.serve.host,
+          port: config.serve.port,
+          contextSize: config.serve.contextSize,
+          parallel: config.serve.parallel,
+          threads: config.serve.threads,
+          logger: createLogger("serve", config.logLevel),
+        });
+        config = {
+          ...config,
+          sidecar: { ...config.sidecar, upstream: engine.url, upstreamKind: "clawloop" },
+          train: { ...config.train, model: config.train.model ?? modelPath },
+        };
+      }
+      sc = await startHotloadingSidecar(config, { logger: createLogger("sidecar", config.logLevel) });
+      judge = await startJudgeLoop(config, { logger: createLogger("judge", config.logLevel) });
+      const trainArgs = ["--data", config.dataDir, "--model", config.train.model!];
+      if (flags.config) trainArgs.push("--config", flags.config);
+      if (flags.logLevel) trainArgs.push("--log-level", flags.logLevel);
+      trainer = new TrainerProcess(trainArgs, log, (pid) => {
+        if (!up) return;
+        up.trainerPid = pid;
+        writeJsonAtomic(upFile(config.dataDir), up);
+      });
+      up = {
+        pid: process.pid,
+        sidecar: sc.url,
+        engine: engine?.url ?? null,
+        upstream: config.sidecar.upstream!,
+        model: config.train.model,
+        trainerPid: null,
+        startedAt: new Date().toISOString(),
+      };
+      writeJsonAtomic(upFile(config.dataDir), up);
+      trainer.start();
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    const lines = [
+      `clawloop up (data ${dataPaths(config.dataDir).root})`,
+      engine ? `  serve    embedded engine: ${engine.engine.name} on ${engine.url}/v1` : `  serve    your model server: ${config.sidecar.upstream}`,
+      `  collect  sidecar: ${sc.url}/v1  ← point your agent (OpenAI-compatible) here`,
+      `  judge    ${config.judge.method}${config.judge.rulesFirst ? " (rules first)" : ""}, in this process`,
+      `  train    ${config.train.mode} on ${config.train.model}, in process ${trainer.pid ?? "?"}; adapter versions in ${dataPaths(config.dataDir, config.adapters.dir).adapters}`,
+      `  dashboard ${dashboardLink(sc.url, sc.token)}`,
+      "",
+    ];
+    process.stdout.write(lines.join("\n") + "\n");
+  });
+}
