@@ -111,6 +111,11 @@ export class Slot {
     return this.waiters.length;
   }
 
+  /** Sequences not lent to a request. */
+  get idle(): number {
+    return this.free.length;
+  }
+
   /** Disposes the context once; further calls wait for the same disposal. */
   dispose(): Promise<void> {
     this.disposed ??= (async () => {
@@ -174,6 +179,8 @@ export class Engine {
   /** Greedy sampler used only to read raw logits (see llama-internals). */
   readonly rawSampler: NativeSampler;
   private readonly tokenTextCache = new Map<number, string>();
+  /** Counters since start (for status pages and tests). */
+  readonly stats = { generations: 0, generatedTokens: 0, aborted: 0, failed: 0 };
   private closed = false;
 
   private constructor(
@@ -266,6 +273,11 @@ export class Engine {
         if (slot.retired && slot.leases === 0) void slot.dispose().catch((err: unknown) => this.log.error({ err }, "disposing an unloaded adapter failed"));
       },
     };
+  }
+
+  /** The slot serving `name` now (base or adapter), if any. */
+  slot(name?: string | null): Slot | undefined {
+    return this.slots.get(name || this.name);
   }
 
   adapters(): AdapterInfo[] {

@@ -36,7 +36,7 @@ export interface SamplingParams {
   /** null: none; k ≥ 0: every prompt token's log-prob and k alternatives (vLLM's `prompt_logprobs`). */
   promptLogprobs: number | null;
   skipSpecialTokens: boolean;
-  /** Constrains the output (forced tool calls). */
+  /** Constrains the output to one JSON value (forced tool calls); generation ends when it is complete. */
   grammar: LlamaGrammarEvaluationState | null;
 }
 
@@ -225,6 +225,8 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
   const maxTokens = Math.max(0, Math.min(params.maxTokens ?? room, room));
   const seq = await slot.acquireSequence(prompt, signal);
   const sampler = maxTokens > 0 ? new NativeSampler(engine.model) : null;
+  engine.stats.generations++;
+  let ended = false;
   try {
     sampler?.configure(samplerConfig(params));
     const wantLogprobs = params.logprobs !== null;
@@ -258,6 +260,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
     }
     yield { type: "prompt", promptTokens: prompt.length, cachedTokens: reuse, promptLogprobs };
     if (!sampler) {
+      ended = true;
       yield { type: "end", finishReason: "length", stopReason: null, text: "", completionTokens: 0 };
       return;
     }
@@ -274,6 +277,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
       if (!r || r.token === null) throw new Error("llama.cpp sampled no token");
       const id = r.token as Token;
       produced++;
+      engine.stats.generatedTokens++;
       const tok: GeneratedToken = {
         id,
         logprob: r.raw ? r.raw.logprobs.get(id)! : null,
@@ -295,6 +299,8 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
           stopReason = out.stop;
         }
       }
+      // A JSON grammar would allow trailing whitespace forever: stop once the value is complete.
+      if (!finish && params.grammar && isCompleteJson(all + piece)) finish = "stop";
       if (!finish && produced >= maxTokens) finish = "length";
       if (finish && typeof stopReason !== "string") {
         // Ended by EOS, a stop token or length: what was held back is output after all.
@@ -308,15 +314,34 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
       all += piece;
       yield { type: "tokens", tokens: [tok], text: piece };
       if (finish) {
+        ended = true;
         yield { type: "end", finishReason: finish, stopReason, text: all, completionTokens: produced };
         return;
       }
       results = await decode(seq, [id], new Map([[0, { sampler, top, logprobs: wantLogprobs }]]), engine.rawSampler);
       at = 0;
     }
+  } catch (err) {
+    if (err instanceof AbortedError || signal.aborted) engine.stats.aborted++;
+    else engine.stats.failed++;
+    ended = true;
+    throw err;
   } finally {
+    // A consumer that stops iterating early (client gone) lands here without an error.
+    if (!ended) engine.stats.aborted++;
     sampler?.dispose();
     slot.releaseSequence(seq);
+  }
+}
+
+function isCompleteJson(text: string): boolean {
+  const t = text.trim();
+  if (!t.endsWith("}") && !t.endsWith("]")) return false;
+  try {
+    JSON.parse(t);
+    return true;
+  } catch {
+    return false;
   }
 }
 
