@@ -116,6 +116,24 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     expect(ls.status, ls.stderr).toBe(0);
     expect(ls.stdout).toMatch(/\*v000001\s+live/);
 
+    const pin = cli(["adapters", "pin", "v000001", "--data", dataDir]);
+    expect(pin.stdout, pin.stderr).toContain("pinned: v000001");
+    expect(cli(["adapters", "unpin", "--data", dataDir]).stdout).toContain("pinned: no");
+    const bad = cli(["adapters", "rollback", "v000042", "--data", dataDir]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("no adapter version v000042");
+
+    // A crashed trainer is restarted.
+    const upFile = () => JSON.parse(fs.readFileSync(path.join(dataDir, "loops", "up.json"), "utf8")) as { trainerPid: number | null };
+    const first = upFile().trainerPid!;
+    expect(first).toBeGreaterThan(0);
+    process.kill(first, "SIGKILL");
+    const second = await until("a new trainer process", async () => {
+      const pid = upFile().trainerPid;
+      return pid && pid !== first ? pid : null;
+    }, 60_000);
+    expect(second).not.toBe(first);
+
     // SIGTERM: everything stops, nothing answered or judged is lost.
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
@@ -135,5 +153,24 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     const after = cli(["status", "--data", dataDir, "--json"]);
     expect(after.status, after.stderr).toBe(0);
     expect(JSON.parse(after.stdout)).toMatchObject({ sidecar: { running: false }, adapters: { live: "v000001" }, judge: { running: false }, train: { running: false } });
+  });
+
+  it("refuses to start without something to serve, or without the base model to train behind --upstream", () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-up-empty-"));
+    try {
+      const none = cli(["up", "--data", empty]);
+      expect(none.status).toBe(1);
+      expect(none.stderr).toContain("pass --model smollm2");
+      const upstream = cli(["up", "--upstream", "http://127.0.0.1:9", "--data", empty]);
+      expect(upstream.status).toBe(1);
+      expect(upstream.stderr).toContain("set train.model");
+      const both = cli(["up", "--upstream", "http://127.0.0.1:9", "--model", MODEL, "--data", empty]);
+      expect(both.status).toBe(1);
+      expect(both.stderr).toContain("not both");
+      // Nothing was started, so nothing was left behind.
+      expect(fs.existsSync(path.join(empty, "loops", "up.json"))).toBe(false);
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
   });
 });
