@@ -171,6 +171,15 @@ describe("untrusted next-state text does not steer the judge", () => {
     expect(user.trimEnd().endsWith("how the action should have been different.")).toBe(true);
   });
 
+  it("derives the boundary from the quoted text: the same input gives the same prompt, other text another boundary", () => {
+    const a = buildJudgePrompt(input(userSays("no, that's wrong")), "logprob");
+    const b = buildJudgePrompt(input(userSays("no, that's wrong")), "logprob");
+    const c = buildJudgePrompt(input(userSays("no, that's wrong!")), "logprob");
+    expect(a).toEqual(b);
+    expect(a.boundary).toMatch(/^[0-9a-f]{16}$/);
+    expect(c.boundary).not.toBe(a.boundary);
+  });
+
   it("shortens long actions and outputs by keeping their head and tail", () => {
     const long = "HEAD " + "x".repeat(20_000) + " TAIL";
     const p = buildJudgePrompt(input(userSays(long), { action: { content: long, toolCalls: [] } }), "prm");

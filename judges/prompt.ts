@@ -1,9 +1,14 @@
 // The judge prompt. Everything that came from users, tools or web pages is untrusted: it is
-// quoted between marker lines that carry a random boundary (unguessable, and checked not to
-// occur in the data), the judge is told that quoted text is data, the instructions are repeated
-// after the data, and answer markers inside the data are defanged so a judge that copies text
-// from it cannot cast a vote or write a hint by accident.
-import { randomBytes } from "node:crypto";
+// quoted between marker lines that carry a boundary string (unguessable, and checked not to occur
+// in the data), the judge is told that quoted text is data, the instructions are repeated after
+// the data, and answer markers inside the data are defanged so a judge that copies text from it
+// cannot cast a vote or write a hint by accident.
+//
+// The boundary is 64 bits of SHA-256 over the quoted text itself: the same input always gets the
+// same prompt (the log-prob judge is deterministic, and servers can reuse the prompt's cache
+// across votes), yet an attacker cannot write it into the data, since the data would have to
+// contain a hash of itself.
+import { createHash } from "node:crypto";
 import type { ChatMessage } from "../core/index.js";
 import type { Evidence, JudgeInput } from "./input.js";
 import { headTail } from "./text.js";
@@ -50,8 +55,12 @@ export function defang(text: string): string {
     .replace(/\[HINT_(START|END)\]/g, "[HINT-$1]");
 }
 
-export function newBoundary(): string {
-  return randomBytes(8).toString("hex");
+/** A boundary derived from the quoted text (see the module comment); `attempt` picks another one. */
+export function boundaryFor(quoted: string[], attempt = 0): string {
+  const h = createHash("sha256");
+  h.update(String(attempt));
+  for (const q of quoted) h.update("\u0000").update(q);
+  return h.digest("hex").slice(0, 16);
 }
 
 function section(boundary: string, name: string, body: string): string {
@@ -85,7 +94,7 @@ export interface JudgePrompt {
 }
 
 /** Everything quoted, with a boundary that occurs nowhere in the quoted text. */
-export function buildJudgePrompt(input: JudgeInput, kind: "prm" | "logprob", boundary = newBoundary()): JudgePrompt {
+export function buildJudgePrompt(input: JudgeInput, kind: "prm" | "logprob", boundary?: string): JudgePrompt {
   const per = Math.floor(LIMITS.evidence / Math.max(1, input.evidence.length));
   const raw: [string, string][] = [
     ["USER REQUEST", input.request.trim() ? headTail(input.request, LIMITS.request) : "(no request found)"],
@@ -94,7 +103,9 @@ export function buildJudgePrompt(input: JudgeInput, kind: "prm" | "logprob", bou
     ...input.evidence.map((e, i) => [evidenceTitle(e, i, input.evidence.length), headTail(evidenceBody(e), per)] as [string, string]),
   ];
   const bodies = raw.map(([, body]) => defang(body));
-  while (bodies.some((b) => b.includes(boundary))) boundary = newBoundary();
+  let attempt = 0;
+  boundary ??= boundaryFor(bodies);
+  while (bodies.some((b) => b.includes(boundary!))) boundary = boundaryFor(bodies, ++attempt);
   const quoted = raw.map(([name], i) => section(boundary, name, bodies[i]!)).join("\n\n");
   const task =
     kind === "prm"
