@@ -121,7 +121,8 @@ interface RunData {
   offsets: number[];
 }
 
-const HEAD_ROW_BYTES = 2 ** 27;
+/** Bytes of one [rows, vocab] logits chunk of the head. */
+const HEAD_CHUNK_BYTES = 2 ** 27;
 
 export class Engine {
   readonly config: ModelConfig;
@@ -150,7 +151,7 @@ export class Engine {
     this.batchTokens = opts.batchTokens ?? this.maxTokens;
     this.lora = { rank: opts.lora.rank, alpha: opts.lora.alpha, targets: [...opts.lora.targets] };
     this.runtime = runtime;
-    this.headRows = Math.max(16, Math.floor(HEAD_ROW_BYTES / (this.config.vocabSize * (this.float === "float64" ? 8 : 4))));
+    this.headRows = Math.max(16, Math.floor(HEAD_CHUNK_BYTES / (this.config.vocabSize * (this.float === "float64" ? 8 : 4))));
 
     const shapes = modelWeightShapes(this.config);
     for (const [name, shape] of shapes) {
@@ -676,17 +677,25 @@ function addInto(acc: Map<string, FloatArray>, key: string, g: FloatArray): void
   else for (let i = 0; i < g.length; i++) prev[i]! += g[i]!;
 }
 
+/** Estimated peak bytes of a training run of B × T tokens in each mode (see memory.ts). */
+export function memoryEstimate(c: ModelConfig, opts: { maxTokens: number; batchTokens: number; float?: FloatType }): Record<EngineMode, number> {
+  const bpf = opts.float === "float64" ? 8 : 4;
+  const T = Math.min(opts.maxTokens, opts.batchTokens);
+  const B = Math.max(1, Math.floor(opts.batchTokens / T));
+  const headRows = Math.max(16, Math.floor(HEAD_CHUNK_BYTES / (c.vocabSize * bpf)));
+  const weights = weightBytes(c, bpf);
+  return { whole: weights + wholeTrainBytes(c, B, T, bpf), layered: weights + layeredTrainBytes(c, B, T, headRows, bpf) };
+}
+
 function chooseMode(c: ModelConfig, opts: EngineOptions, maxTokens: number, batchTokens: number): EngineMode {
   const requested = opts.mode ?? "auto";
   if (requested !== "auto") {
     if (requested !== "whole" && requested !== "layered") throw new Error(`unknown engine mode "${String(requested)}"`);
     return requested;
   }
-  const bpf = opts.float === "float64" ? 8 : 4;
   const budget = opts.memoryBudgetBytes ?? Math.min(8 * GiB, 0.75 * os.totalmem());
-  const T = Math.min(maxTokens, batchTokens);
-  const B = Math.max(1, Math.floor(batchTokens / T));
-  return weightBytes(c, bpf) + wholeTrainBytes(c, B, T, bpf) <= budget ? "whole" : "layered";
+  const estimate = memoryEstimate(c, { maxTokens, batchTokens, ...(opts.float ? { float: opts.float } : {}) });
+  return estimate.whole <= budget ? "whole" : "layered";
 }
 
 /** Metrics of a step from the new log-probs (ratio, clipping, KL), computed in float64. */

@@ -3,6 +3,7 @@ export {
   Engine,
   stepMetrics,
   parameterCount,
+  memoryEstimate,
   type EngineOptions,
   type EngineMode,
   type ScoreItem,

@@ -1,11 +1,18 @@
-// Rough memory estimates that decide between the whole-model and the per-layer program. They
-// count the activations a backward pass keeps per token and layer, times a slack factor for ONNX
-// Runtime's temporaries and arena; bench/train.ts prints measured peak RSS beside them.
-import type { ModelConfig } from "./model/types.js";
+// Memory estimates that decide between the whole-model and the per-layer program. They count
+// activations per token and layer plus the T × T attention tensors, and are calibrated against peak
+// RSS measured with bench-style runs (a train step and a score pass in one process, fp32):
+//   SmolLM2-135M  whole 512: 3.06 GiB · whole 2,048: 16.8 GiB · layered 512: 1.05 GiB · layered 2,048: 3.22 GiB
+//   Qwen2.5-0.5B-shaped  layered 2,048: 6.85 GiB (before scoring shared the per-layer program)
+// Each ONNX Runtime session keeps its own memory arena at its peak, so the per-layer estimate sums
+// the sessions' peaks rather than taking the largest.
 import { modelWeightShapes } from "./decoder.js";
+import type { ModelConfig } from "./model/types.js";
 
 export const GiB = 1024 ** 3;
-const SLACK = 1.6;
+/** Node, ONNX Runtime and the graphs themselves. */
+const BASE_BYTES = 0.3 * GiB;
+/** Temporaries ONNX Runtime holds beside what the backward pass keeps (measured 1.7–1.8). */
+const WHOLE_SLACK = 1.9;
 
 export function weightBytes(c: ModelConfig, bytesPerFloat: number): number {
   let n = 0;
@@ -13,27 +20,37 @@ export function weightBytes(c: ModelConfig, bytesPerFloat: number): number {
   return n * bytesPerFloat;
 }
 
-/** Floats one layer keeps for its backward pass, for a run of B sequences of T tokens. */
-function layerActivationFloats(c: ModelConfig, B: number, T: number): number {
-  const D = c.hiddenSize;
+/** Floats per token one layer keeps for its backward pass (inputs of its products and norms). */
+function perTokenFloats(c: ModelConfig): number {
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
-  const perToken = 4 * D + 5 * q + 4 * kv + 5 * c.intermediateSize;
-  return B * T * perToken + B * c.numHeads * T * T;
+  return 4 * c.hiddenSize + 5 * q + 4 * kv + 5 * c.intermediateSize;
 }
 
-/** The LM head for N rows: logits, their softmax and its product with the upstream gradient. */
+/** Floats of one [B, heads, T, T] attention tensor. */
+function attentionFloats(c: ModelConfig, B: number, T: number): number {
+  return B * c.numHeads * T * T;
+}
+
+/** Logits, softmax and their product with the upstream gradient for `rows` head rows. */
 export function headBytes(c: ModelConfig, rows: number, bytesPerFloat: number): number {
   return 3 * rows * c.vocabSize * bytesPerFloat;
 }
 
 /** Peak bytes of a whole-model training run, weights excluded. */
 export function wholeTrainBytes(c: ModelConfig, B: number, T: number, bytesPerFloat: number): number {
-  return SLACK * (c.numLayers * layerActivationFloats(c, B, T) * bytesPerFloat + headBytes(c, B * T, bytesPerFloat));
+  const perLayer = B * T * perTokenFloats(c) + attentionFloats(c, B, T);
+  return BASE_BYTES + WHOLE_SLACK * (c.numLayers * perLayer * bytesPerFloat + headBytes(c, B * T, bytesPerFloat));
 }
 
-/** Peak bytes of a per-layer training run (one layer at a time, plus the layer inputs kept). */
+/**
+ * Peak bytes of per-layer training, weights excluded: the layer-forward session's arena (about
+ * three attention tensors live at once), the layer fwd+bwd session's (seven, plus twice the
+ * per-token activations), the two head sessions' (one row chunk each) and the layer inputs kept.
+ */
 export function layeredTrainBytes(c: ModelConfig, B: number, T: number, headRows: number, bytesPerFloat: number): number {
-  const checkpoints = (c.numLayers + 1) * B * T * c.hiddenSize * bytesPerFloat;
-  return SLACK * Math.max(layerActivationFloats(c, B, T) * 2 * bytesPerFloat, headBytes(c, headRows, bytesPerFloat)) + checkpoints;
+  const forward = 3 * attentionFloats(c, B, T) + B * T * perTokenFloats(c);
+  const train = 7 * attentionFloats(c, B, T) + 2 * B * T * perTokenFloats(c);
+  const checkpoints = (c.numLayers + 1) * B * T * c.hiddenSize;
+  return BASE_BYTES + (forward + train + checkpoints) * bytesPerFloat + 2 * headBytes(c, headRows, bytesPerFloat);
 }
