@@ -82,7 +82,7 @@ function composed(name: string, rules: (Reward | null)[], ruleHints: (string | n
     const r = rules[i];
     return r === null || r === undefined
       ? m
-      : { ...m, predicted: r, hint: ruleHints[i] ?? null, method: "rules", costTokens: 0, costMs: 0, raw: [], error: null };
+      : { ...m, predicted: r, hint: ruleHints[i] ?? null, method: "rules", judgeModel: null, costTokens: 0, costMs: 0, raw: [], error: null };
   });
   return { name, report: summarize(name, results, results.reduce((n, r) => n + r.costMs, 0)) };
 }

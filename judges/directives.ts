@@ -2,6 +2,7 @@
 // verdict ("no", "that's wrong", "ugh") and the direction ("it's Canberra", "use --soft", "three
 // bullet points max"). Common directions (length, language, tone, person, format) become a
 // canonical instruction; any other clause that carries content is kept in the user's own words.
+import { cutHint } from "./hints.js";
 import { asSentence, contentTokens, normalize } from "./text.js";
 
 const NUMBER_WORDS: Record<string, number> = {
@@ -181,5 +182,5 @@ export function directiveHint(message: string, opts: DirectiveOptions = {}): str
     if (out.length >= 3) break;
   }
   const hint = out.slice(0, 3).join(" ").trim();
-  return hint.length >= 4 ? hint : null;
+  return hint.length >= 4 ? cutHint(hint) : null;
 }

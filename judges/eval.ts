@@ -14,6 +14,7 @@ export interface CaseResult {
   hintExpected: boolean;
   hint: string | null;
   method: string | null;
+  judgeModel: string | null;
   costTokens: number;
   costMs: number;
   raw: string[];
@@ -24,6 +25,7 @@ const LABELS: Reward[] = [1, 0, -1];
 
 export interface EvalReport {
   judge: string;
+  /** The judge model(s) that answered, null for rules only. */
   model: string | null;
   cases: number;
   correct: number;
@@ -58,9 +60,9 @@ export async function evaluate(judge: Judge, cases: JudgeCase[], opts: EvalOptio
       const t0 = performance.now();
       try {
         const v = await judge.judge(inputFromCase(c), opts.signal);
-        results[index] = { ...base, predicted: v.score, hint: v.hint, method: v.method, costTokens: v.costTokens, costMs: v.costMs, raw: v.raw, error: null };
+        results[index] = { ...base, predicted: v.score, hint: v.hint, method: v.method, judgeModel: v.judgeModel, costTokens: v.costTokens, costMs: v.costMs, raw: v.raw, error: null };
       } catch (err) {
-        results[index] = { ...base, predicted: null, hint: null, method: null, costTokens: 0, costMs: performance.now() - t0, raw: [], error: err instanceof Error ? err.message : String(err) };
+        results[index] = { ...base, predicted: null, hint: null, method: null, judgeModel: null, costTokens: 0, costMs: performance.now() - t0, raw: [], error: err instanceof Error ? err.message : String(err) };
       }
       opts.onResult?.(results[index]!, ++done, cases.length);
     }
@@ -99,7 +101,7 @@ export function summarize(judge: string, results: CaseResult[], wallMs: number):
     if (r.predicted === r.label) k.accuracy++;
   }
   for (const k of Object.values(byKind)) k.accuracy /= k.cases;
-  const models = [...new Set(results.flatMap((r) => (r.method === "prm" || r.method === "logprob" ? [r.method] : [])))];
+  const models = [...new Set(results.flatMap((r) => (r.judgeModel ? [r.judgeModel] : [])))];
   const failed = results.filter((r) => r.error !== null);
   return {
     judge,

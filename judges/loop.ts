@@ -15,7 +15,7 @@ import type { Config, Judgment, Logger, NextState, Turn } from "../core/index.js
 import { sqlString, Store } from "../core/index.js";
 import { chooseEvidence, isJudgeable, isReady } from "./evidence.js";
 import { inputFromTurn } from "./input.js";
-import { createJudge, judgeEndpoint, type ComposedJudge } from "./judge.js";
+import { createJudge, judgeEndpoint } from "./judge.js";
 import { writeJudgeStatus, type JudgeStatus } from "./status.js";
 import { toJudgment, type Judge, type Verdict } from "./verdict.js";
 
@@ -341,4 +341,3 @@ export async function startJudgeLoop(config: Config, opts: JudgeLoopOptions = {}
   };
 }
 
-export type { ComposedJudge };

@@ -213,6 +213,16 @@ describe("rule hints", () => {
     expect(user("how do I center a div with flexbox", "how do I center a div")?.hint).toBe("How do I center a div with flexbox.");
   });
 
+  it("cuts a long hint to 400 characters", () => {
+    const sentence = (i: number) => `step ${i} must read the config file at /etc/app/config-${i}.toml before starting the ${"very ".repeat(20)}long migration`;
+    const long = "no, " + [0, 1, 2].map(sentence).join(". ") + ".";
+    expect(long.length).toBeGreaterThan(500);
+    const h = user(long)?.hint;
+    expect(h).toBeTruthy();
+    expect(h!.length).toBeLessThanOrEqual(400);
+    expect(h!.endsWith(".")).toBe(true);
+  });
+
   it("gives forward-looking direction with thanks ('next time …')", () => {
     expect(user("thanks! next time just give me the number, no explanation needed")).toMatchObject({ score: 1, hint: "Just give me the number." });
     expect(user("perfect, thanks!")?.hint).toBeNull();
