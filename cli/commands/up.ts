@@ -142,11 +142,17 @@ class TrainerProcess {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     const child = this.child;
-    if (!child) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.log.info({ pid: child.pid }, "stopping the trainer (it finishes the step in progress)");
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     await this.exited;
     clearTimeout(timer);
+  }
+
+  /** Last resort when this process exits: no trainer outlives it. */
+  killNow(): void {
+    if (this.child && this.child.exitCode === null) this.child.kill("SIGKILL");
   }
 }
 
@@ -255,6 +261,7 @@ export function register(program: Command): void {
       };
       writeJsonAtomic(upFile(config.dataDir), up);
       trainer.start();
+      process.once("exit", () => trainer?.killNow());
     } catch (err) {
       await stop();
       throw err;

@@ -137,6 +137,16 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     // SIGTERM: everything stops, nothing answered or judged is lost.
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
+    // The trainer stopped with it (no orphan left training on the data directory).
+    const trainerAlive = () => {
+      try {
+        process.kill(second, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(trainerAlive()).toBe(false);
     expect(fs.existsSync(path.join(dataDir, "loops", "up.json"))).toBe(false);
     const store = await Store.open({ dataDir, writes: [] });
     try {
