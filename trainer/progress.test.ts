@@ -52,6 +52,10 @@ describe("progress", () => {
     plain.update(status({ lastError: { message: "engine failed", at: "t1" } }));
     const lines = logs.text().trim().split("\n").map((l) => JSON.parse(l) as { msg: string });
     expect(lines.map((l) => l.msg)).toEqual(["adapter version written", "train loop error"]);
+    // A terminal shared with a parent process (clawloop up): plain lines on request.
+    const shared = sink(true);
+    createProgress({ stream: shared.stream, logger: pino({ level: "silent" }), batchSize: 4, live: false }).update(status());
+    expect(shared.text()).toBe("");
   });
 });
 

@@ -36,9 +36,11 @@ export function createProgress(opts: {
   stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   logger: Logger;
   batchSize: number;
+  /** The live line; default: when `stream` is a terminal. */
+  live?: boolean;
 }): Progress {
   const { stream, logger, batchSize } = opts;
-  if (stream.isTTY) {
+  if (opts.live ?? stream.isTTY) {
     let drawn = false;
     return {
       update(s) {

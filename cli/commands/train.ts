@@ -20,6 +20,7 @@ interface TrainFlags extends CommonFlags {
   from?: string;
   force?: boolean;
   json?: boolean;
+  progress?: boolean;
 }
 
 function positiveInt(v: string): number {
@@ -61,7 +62,8 @@ export function register(program: Command): void {
       .option("--steps <n>", "offline: optimizer steps (default: each sample train.epochs times)", positiveInt)
       .option("--from <dir>", "offline: continue from this adapter folder")
       .option("--force", "offline: replace a non-empty --out")
-      .option("--json", "offline: print the result as JSON"),
+      .option("--json", "offline: print the result as JSON")
+      .option("--no-progress", "plain log lines even on a terminal (for a parent process that shares it)"),
   ).action(async (flags: TrainFlags) => {
     const train: NonNullable<ConfigOverrides["train"]> = {};
     if (flags.mode) train.mode = flags.mode;
@@ -109,10 +111,10 @@ export function register(program: Command): void {
         // Not permitted here (some containers): train at the normal priority.
       }
     }
-    const tty = Boolean(process.stdout.isTTY);
+    const tty = Boolean(process.stdout.isTTY) && flags.progress !== false;
     // On a terminal the live line is the display; the log keeps only warnings and errors.
     const logger = createLogger("train", tty && config.logLevel !== "silent" ? "warn" : config.logLevel);
-    const progress = createProgress({ stream: process.stdout, logger, batchSize: config.train.batchSize });
+    const progress = createProgress({ stream: process.stdout, logger, batchSize: config.train.batchSize, live: tty });
     const loop = await startTrainLoop(config, { model: flags.model ?? null, logger, progress });
     onShutdown(() => loop.stop());
     await loop.done;
