@@ -168,8 +168,14 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
   k = rope(g, g.transpose(k, toHeads), at, hd);
   v = g.transpose(v, toHeads);
 
-  const scores = g.add(g.matmul(g.mul(q, g.scalar(1 / Math.sqrt(hd))), g.transpose(k, [0, 1, 2, 4, 3])), at.mask);
-  const ctx = g.matmul(g.softmax(scores), v);
+  // The query heads of a group become rows: [B, KV, G·T, hd] against [B, KV, T, hd]. The products
+  // are then plain batched GEMMs (no broadcasting), and dK's sum over the group happens inside one.
+  const q2 = g.reshape(g.mul(q, g.scalar(1 / Math.sqrt(hd))), ["B", KV, "GT", hd]);
+  const k2 = g.reshape(k, ["B", KV, "T", hd]);
+  const v2 = g.reshape(v, ["B", KV, "T", hd]);
+  const scores = g.reshape(g.matmul(q2, g.transpose(k2, [0, 1, 3, 2])), ["B", KV, G, "T", "T"]);
+  const probs = g.reshape(g.softmax(g.add(scores, at.mask)), ["B", KV, "GT", "T"]);
+  const ctx = g.reshape(g.matmul(probs, v2), ["B", KV, G, "T", hd]);
   const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), ["B", "T", c.numHeads * hd]);
   h = g.add(h, project(g, merged, need(w, "self_attn.o_proj.weight"), undefined, lora.o, scaling));
 
