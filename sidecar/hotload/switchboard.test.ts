@@ -30,11 +30,12 @@ interface Rig {
   waitLive(v: string): Promise<void>;
 }
 
-async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoaded?: number } = {}): Promise<Rig> {
-  const server = opts.server ?? (await startLoraServer({ kind: "vllm", model: "base-m" }));
+async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoaded?: number; kind?: "vllm" | "llamacpp" | "ollama"; model?: string } = {}): Promise<Rig> {
+  const kind = opts.kind ?? "vllm";
+  const server = opts.server ?? (await startLoraServer({ kind, model: opts.model ?? "base-m" }));
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
   const config = loadConfig({
-    flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: "vllm" }, adapters: { retrySec: 0.2, keepLoaded: opts.keepLoaded ?? 1 } },
+    flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: kind }, adapters: { retrySec: 0.2, keepLoaded: opts.keepLoaded ?? 1 } },
     env: {},
   });
   const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
@@ -55,7 +56,7 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
     dataDir,
     adapters: path.join(dataDir, "adapters"),
     api,
-    async chat(model = "base-m") {
+    async chat(model = opts.model ?? "base-m") {
       const t0 = performance.now();
       const res = await fetch(`${sc.url}/v1/chat/completions`, {
         method: "POST",
@@ -250,5 +251,58 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     expect(r.sc.hotload!.status().swaps).toBe(19);
     // Only the live version and one for rollback stay loaded.
     expect([...server.adapters.keys()].sort()).toEqual(["clawloop-v000019", "clawloop-v000020"]);
+  });
+});
+
+describe("hot-load switchboard (scripted llama.cpp and Ollama)", () => {
+  const gguf = { architecture: "llama", numHeads: 2, numKvHeads: 2 };
+
+  it("llama.cpp: a version waits for a restart with --lora, says which, and goes live once llama-server runs it", async () => {
+    const first = await startLoraServer({ kind: "llamacpp", model: "base-l" });
+    const port = first.port;
+    const r = await startRig({ server: first, kind: "llamacpp", model: "base-l" });
+    const v1 = writeVersion(r.adapters, 1, { gguf, probe: { promptIds: [1], responseIds: [2], base: [-1], version: [-0.9] } });
+    await new Promise((res) => setTimeout(res, 150));
+    await r.sc.hotload!.idle();
+    let st = await r.status();
+    expect(st.live).toBeNull();
+    expect(st.waiting!.version).toBe("v000001");
+    expect(st.waiting!.reason).toContain(`restart it with --lora ${path.join(v1, "adapter.gguf")}`);
+    // The user restarts llama-server with the version's adapter (same address).
+    await first.close();
+    const second = await startLoraServer({ kind: "llamacpp", model: "base-l", port, loras: [{ path: path.join(v1, "adapter.gguf") }] });
+    cleanup.push(() => second.close());
+    await r.waitLive("v000001");
+    // llama-server applies the adapter to every call: the model name stays, the turn records v000001.
+    expect((await r.chat()).model).toBe("base-l");
+    st = await r.status();
+    expect(st.lastRejection).toBeNull();
+    expect(st.lastCheck!.logprobsSkipped).toContain("cannot score");
+  });
+
+  it("Ollama: a model per version, the old one deleted; a release that refuses adapters leaves the live one serving", async () => {
+    const server = await startLoraServer({ kind: "ollama", model: "smol:latest" });
+    cleanup.push(() => server.close());
+    const r = await startRig({ server, kind: "ollama", model: "smol:latest", keepLoaded: 0 });
+    writeVersion(r.adapters, 1, { gguf });
+    await r.waitLive("v000001");
+    expect((await r.chat()).model).toBe("smol-clawloop:v000001");
+    writeVersion(r.adapters, 2, { gguf });
+    await r.waitLive("v000002");
+    await r.sc.hotload!.idle();
+    expect(server.calls).toEqual(["create smol-clawloop:v000001", "create smol-clawloop:v000002", "delete smol-clawloop:v000001"]);
+    // Calls for another model on the same Ollama pass untouched.
+    expect(server.requests.filter((q) => q.endpoint === "chat").every((q) => String(q.body!.model).startsWith("smol-clawloop:v"))).toBe(true);
+
+    const refusing = await startLoraServer({ kind: "ollama", model: "smol:latest", refuseAdapters: true });
+    cleanup.push(() => refusing.close());
+    const r2 = await startRig({ server: refusing, kind: "ollama", model: "smol:latest" });
+    writeVersion(r2.adapters, 1, { gguf });
+    await new Promise((res) => setTimeout(res, 150));
+    await r2.sc.hotload!.idle();
+    const st = await r2.status();
+    expect(st.live).toBeNull();
+    expect(st.waiting!.reason).toMatch(/refused to create .* v0\.34\.1/);
+    expect((await r2.chat()).status).toBe(200); // the base still serves
   });
 });
