@@ -85,9 +85,14 @@ export async function startJudgeLoop(config: Config, opts: JudgeLoopOptions = {}
   // Judgments recovered from the log are moved into LanceDB first, and the table is read twice:
   // a flush that completes during one read could hide its rows from that read (they leave memory
   // after the read of LanceDB began), never from both.
-  await store.flush().catch(() => undefined);
-  for (const row of await store.list("judgments")) remember(row);
-  for (const row of await store.list("judgments")) if (!judged.has(row.id)) remember(row);
+  try {
+    await store.flush().catch(() => undefined);
+    for (const row of await store.list("judgments")) remember(row);
+    for (const row of await store.list("judgments")) if (!judged.has(row.id)) remember(row);
+  } catch (err) {
+    if (ownStore) await store.close();
+    throw new Error(`cannot read the judgments table: ${err instanceof Error ? err.message : String(err)}`);
+  }
   /** Next states of turns that still need a judgment (or a feedback rewrite), by turn. */
   const pending = new Map<string, Map<string, NextState>>();
   const ends = new Map<string, NextState>();
