@@ -139,8 +139,11 @@ function rotateHalf(g: Graph, x: Value, hd: number): Value {
 /** One rotation matrix per graph (every layer shares it). */
 const rotations = new WeakMap<Graph, Value>();
 
-function rope(g: Graph, x: Value, at: AttentionInputs, hd: number): Value {
-  return g.add(g.mul(x, at.cos), g.mul(rotateHalf(g, x, hd), at.sin));
+/** x·cos + rotate_half(x)·sin, with the tables times `scale` (folding a constant in costs nothing). */
+function rope(g: Graph, x: Value, at: AttentionInputs, hd: number, scale = 1): Value {
+  const cos = scale === 1 ? at.cos : g.mul(at.cos, g.scalar(scale));
+  const sin = scale === 1 ? at.sin : g.mul(at.sin, g.scalar(scale));
+  return g.add(g.mul(x, cos), g.mul(rotateHalf(g, x, hd), sin));
 }
 
 /** One decoder layer on h [B, T, D]; returns the new residual stream. */
@@ -164,13 +167,14 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
     k = g.rmsNorm(k, need(w, "self_attn.k_norm.weight"), eps);
   }
   const toHeads = [0, 2, 3, 1, 4];
-  q = rope(g, g.transpose(q, toHeads), at, hd);
+  // The attention scale 1/√hd rides on q's RoPE tables ([T, hd]) instead of a pass over q.
+  q = rope(g, g.transpose(q, toHeads), at, hd, 1 / Math.sqrt(hd));
   k = rope(g, g.transpose(k, toHeads), at, hd);
   v = g.transpose(v, toHeads);
 
   // The query heads of a group become rows: [B, KV, G·T, hd] against [B, KV, T, hd]. The products
   // are then plain batched GEMMs (no broadcasting), and dK's sum over the group happens inside one.
-  const q2 = g.reshape(g.mul(q, g.scalar(1 / Math.sqrt(hd))), ["B", KV, "GT", hd]);
+  const q2 = g.reshape(q, ["B", KV, "GT", hd]);
   const k2 = g.reshape(k, ["B", KV, "T", hd]);
   const v2 = g.reshape(v, ["B", KV, "T", hd]);
   const scores = g.reshape(g.matmul(q2, g.transpose(k2, [0, 1, 3, 2])), ["B", KV, G, "T", "T"]);
@@ -182,7 +186,7 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
   const x2 = g.rmsNorm(h, need(w, "post_attention_layernorm.weight"), eps);
   const gate = project(g, x2, need(w, "mlp.gate_proj.weight"), undefined, lora.gate, scaling);
   const up = project(g, x2, need(w, "mlp.up_proj.weight"), undefined, lora.up, scaling);
-  const down = project(g, g.mul(g.silu(gate), up), need(w, "mlp.down_proj.weight"), undefined, lora.down, scaling);
+  const down = project(g, g.swiglu(gate, up), need(w, "mlp.down_proj.weight"), undefined, lora.down, scaling);
   return g.add(h, down);
 }
 

@@ -91,6 +91,7 @@ const cases: Case[] = [
   { name: "gather rows", shapes: [[5, 3]], build: (g, [a]) => g.gather(a!, g.int64s([4, 0, 4, 2])) },
   { name: "slice and concat", shapes: [[2, 6]], build: (g, [a]) => g.concat([g.neg(g.slice(a!, -1, 3, 6)), g.slice(a!, -1, 0, 3)], -1) },
   { name: "rmsNorm", shapes: [[3, 8], [8]], build: (g, [x, w]) => g.rmsNorm(x!, w!, 1e-5) },
+  { name: "swiglu", shapes: [[3, 8], [3, 8]], build: (g, [gate, up]) => g.swiglu(gate!, up!), range: [-3, 3] },
 ];
 
 describe("graph ops: gradients against central finite differences (float64)", () => {

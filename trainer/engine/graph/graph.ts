@@ -508,4 +508,24 @@ export class Graph {
   silu(x: Value): Value {
     return this.mul(x, this.sigmoid(x));
   }
+
+  /**
+   * SwiGLU: silu(gate) · up, with the backward written out:
+   * d_up = g · silu(gate), d_gate = g · up · σ · (1 + gate · (1 − σ)).
+   */
+  swiglu(gate: Value, up: Value): Value {
+    this.requireFloat("SwiGLU", gate, up);
+    const sig = this.sigmoid(gate);
+    const act = this.mul(gate, sig);
+    return this.emit("Mul", [act, up], gate.dtype, broadcastShapes(act.shape, up.shape), {}, (gy, _needs, live) => {
+      const to: [Value, Value | null][] = [];
+      if (live(up)) to.push([up, this.unbroadcast(this.mul(gy, act), up)]);
+      if (live(gate)) {
+        // σ + silu·(1 − σ) = σ + silu − silu·σ
+        const slope = this.add(sig, this.sub(act, this.mul(act, sig)));
+        to.push([gate, this.unbroadcast(this.mul(this.mul(gy, up), slope), gate)]);
+      }
+      return { to };
+    });
+  }
 }
