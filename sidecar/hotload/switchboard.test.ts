@@ -216,6 +216,25 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     expect(server2.calls).toEqual(["load clawloop-v000002"]);
   });
 
+  it("loads the live version again when the model server restarts under it", async () => {
+    const first = await startLoraServer({ kind: "vllm", model: "base-m" });
+    const r = await startRig({ server: first });
+    writeVersion(r.adapters, 1);
+    await r.waitLive("v000001");
+    const port = first.port;
+    await first.close();
+    const second = await startLoraServer({ kind: "vllm", model: "base-m", port });
+    cleanup.push(() => second.close());
+    // Within a retry period the switchboard notices and loads it again.
+    const until = Date.now() + 10_000;
+    while (!second.calls.includes("load clawloop-v000001") || r.sc.hotload!.status().live !== "v000001") {
+      if (Date.now() > until) throw new Error(JSON.stringify(r.sc.hotload!.status()));
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    expect((await r.chat()).model).toBe("clawloop-v000001");
+    expect(r.sc.hotload!.status().lastError!.message).toContain("no longer has v000001");
+  });
+
   it("swaps 20 versions under continuous load with zero failed and zero stalled requests", async () => {
     const server = await startLoraServer({ kind: "vllm", model: "base-m", tokensPerSecond: 400 });
     cleanup.push(() => server.close());

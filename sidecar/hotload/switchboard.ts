@@ -293,6 +293,7 @@ export class HotloadSwitchboard implements Switchboard {
         return;
       }
     }
+    await this.reconcile(driver);
     if (this.restoreTarget) {
       const target = this.restoreTarget;
       const ok = await this.bringLive(driver, target, { restore: true });
@@ -323,6 +324,33 @@ export class HotloadSwitchboard implements Switchboard {
       this.putRow(v.name, { status: "retired", statusReason: `superseded by ${newest.name} before it was loaded`, retiredAt: new Date().toISOString() });
     }
     await this.bringLive(driver, newest.name, {});
+  }
+
+  /**
+   * A model server that restarted has lost the adapters it had loaded: forget them, route calls to
+   * the base meanwhile, and load the live version again. (Calls routed to it between the restart and
+   * this check — at most `adapters.retrySec` — fail with the server's "no such model".)
+   */
+  private async reconcile(driver: AdapterDriver): Promise<void> {
+    if (!this.slots.size || !driver.capabilities.runtimeLoad) return;
+    let names: string[] | null;
+    try {
+      names = await driver.loaded();
+    } catch {
+      return; // unreachable now: nothing to compare with
+    }
+    if (!names) return;
+    const have = new Set(names);
+    for (const slot of [...this.slots.values()]) {
+      if (have.has(slot.servedName)) continue;
+      this.slots.delete(slot.version);
+      if (this.byRequestModel.get(slot.requestModel) === slot) this.byRequestModel.delete(slot.requestModel);
+      if (this.live === slot) {
+        this.live = null;
+        this.restoreTarget = slot.version;
+        this.noteError(`the server no longer has ${slot.version} (${slot.servedName}) loaded — restarted? loading it again`);
+      }
+    }
   }
 
   /**
