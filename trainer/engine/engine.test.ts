@@ -3,9 +3,14 @@
 //  - gradients: every LoRA tensor's gradient against central finite differences of the loss;
 //  - the per-layer (recomputing) program gives the whole-model program's numbers;
 //  - the loss equals the DESIGN.md formula computed independently from the log-probs.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { writeTinyHfModel } from "../../test/support/tiny-models.js";
 import { LORA_TARGETS, seededRandom, type LoraAdapter, type LoraTarget } from "../../adapters/index.js";
 import { Engine, type LoraValues, type LossOptions, type TrainItem } from "./engine.js";
+import { loadModel } from "./model/index.js";
 import type { ModelConfig } from "./model/types.js";
 import { referenceLogprobs } from "./testing/reference.js";
 import { syntheticWeights, tinyConfig } from "./testing/synthetic.js";
@@ -156,6 +161,35 @@ describe.each(Object.entries(VARIANTS))("engine on a tiny %s model (float64)", (
     } finally {
       whole.close();
       layered.close();
+    }
+  });
+});
+
+describe("engine on Hugging Face folders", () => {
+  // bf16 and f16 checkpoints reach the engine as fp32 (the loader decodes them exactly), sharded
+  // or not; the reference runs on the same decoded weights.
+  it.each([
+    ["qwen2", "BF16", true],
+    ["qwen3", "F16", false],
+    ["llama", "F32", false],
+  ] as const)("scores a %s %s folder (sharded: %s) like the reference", async (modelType, dtype, sharded) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hf-"));
+    try {
+      writeTinyHfModel(dir, { modelType, dtype, sharded, ...(modelType === "qwen3" ? { headDim: 12 } : {}) });
+      const model = await loadModel(dir);
+      const engine = await Engine.create({ model, lora: lora(), float: "float64", threads: 1 });
+      try {
+        const adapter = randomAdapter(engine, 6);
+        const item = { promptIds: [5, 9, 14, 3], responseIds: [7, 1, 2] };
+        const [got] = await engine.score([item], adapter);
+        const want = referenceLogprobs(model.weights, item.promptIds, item.responseIds, { scaling: 2.5, a: adapter.a, b: adapter.b });
+        got!.forEach((lp, t) => expect(Math.abs(lp - want[t]!)).toBeLessThan(1e-9));
+      } finally {
+        engine.close();
+        model.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
