@@ -273,6 +273,8 @@ describe("engine behaviour (float32)", () => {
       await expect(engine.trainStep([item], adapter, LOSS)).rejects.toThrow(/advantages must have one number per response token/);
       await expect(engine.trainStep([{ ...item, advantages: [1, NaN] }], adapter, LOSS)).rejects.toThrow(/advantages contains NaN/);
       await expect(engine.trainStep([{ ...item, advantages: [1, 1] }], adapter, { ...LOSS, epsLow: -1 })).rejects.toThrow(/epsLow/);
+      await expect(Engine.create({ model: { weights }, lora: lora(["q", "x" as LoraTarget]), threads: 1 })).rejects.toThrow(/unknown LoRA target "x"/);
+      await expect(Engine.create({ model: { weights }, lora: { rank: 0, alpha: 1, targets: ["q"] } })).rejects.toThrow(/rank/);
       const other = await Engine.create({ model: { weights }, lora: lora(["k"]), threads: 1 });
       await expect(engine.score([{ promptIds: [1], responseIds: [2] }], other.newAdapter(0))).rejects.toThrow(/targets/);
       other.close();

@@ -2,7 +2,7 @@
 // gradients (trainStep), on ONNX Runtime. Frozen weights are held once, as fp32 tensors fed to
 // every program; the LoRA matrices are fed per call, so swapping adapters costs nothing.
 import os from "node:os";
-import { createLoraAdapter, loraKey, type LoraAdapter, type LoraConfig, type LoraTarget } from "../../adapters/index.js";
+import { createLoraAdapter, LORA_TARGETS, loraKey, type LoraAdapter, type LoraConfig, type LoraTarget } from "../../adapters/index.js";
 import { planRuns } from "./batching.js";
 import { loraDims, modelWeightShapes, validateConfig, type LayerWeightKey, layerWeightShapes } from "./decoder.js";
 import type { FloatType } from "./graph/index.js";
@@ -137,7 +137,6 @@ export class Engine {
   private readonly embed: FloatArray;
   private readonly lmName: string;
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
-  private readonly programs = new Map<string, Program>();
   private readonly tables = new Map<number, { cos: ort.Tensor; sin: ort.Tensor; mask: ort.Tensor }>();
   private readonly headRows: number;
   private closed = false;
@@ -174,6 +173,8 @@ export class Engine {
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
     if (!(alpha > 0)) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
     if (targets.length === 0) throw new Error("LoRA needs at least one target");
+    for (const t of targets) if (!LORA_TARGETS.includes(t)) throw new Error(`unknown LoRA target "${t}" (expected some of ${LORA_TARGETS.join(", ")})`);
+    if (new Set(targets).size !== targets.length) throw new Error(`LoRA targets repeat: [${targets.join(", ")}]`);
     const maxTokens = opts.maxTokens ?? 2048;
     const batchTokens = opts.batchTokens ?? maxTokens;
     if (batchTokens < 1 || maxTokens < 2) throw new Error("maxTokens must be ≥ 2 and batchTokens ≥ 1");
@@ -357,9 +358,7 @@ export class Engine {
     if (this.closed) throw new Error("engine is closed");
     let s = this.sessions.get(key);
     if (!s) {
-      const program = build();
-      this.programs.set(key, program);
-      s = this.runtime.createSession(program.bytes);
+      s = this.runtime.createSession(build().bytes);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
