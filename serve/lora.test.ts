@@ -191,10 +191,21 @@ describe("LoRA adapters", () => {
     ["a model file instead of an adapter", { lora_name: "x", lora_path: "<model>" }, 400, /not a GGUF LoRA adapter/],
     ["an adapter for another architecture", { lora_name: "x", lora_path: "<qwen2>" }, 400, /'qwen2' but the model is 'llama'/],
     ["the base model's name", { lora_name: "smol", lora_path: "<model>" }, 400, /base model's name/],
+    ["an adapter whose shapes do not fit the model", { lora_name: "x", lora_path: "<badshape>" }, 400, /Failed to initialize LoRA/],
+    ["a truncated adapter file", { lora_name: "x", lora_path: "<truncated>" }, 400, /adapter/],
   ])("refuses to load %s", async (_what, body, status, message) => {
     const resolved = { ...body } as Record<string, string>;
     if (resolved.lora_path === "<model>") resolved.lora_path = MODEL;
     if (resolved.lora_path === "<emptydir>") resolved.lora_path = fs.mkdtempSync(path.join(dir, "empty-"));
+    if (resolved.lora_path === "<badshape>") {
+      const wrong: LoraConfig = { ...CONFIG, targets: ["q"], dims: { q: { in: 100, out: 576 } } };
+      resolved.lora_path = writeVersion("badshape", createLoraAdapter(wrong, 1));
+    }
+    if (resolved.lora_path === "<truncated>") {
+      const file = path.join(writeVersion("truncated", adapter(7)), "adapter.gguf");
+      fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 2000));
+      resolved.lora_path = file;
+    }
     if (resolved.lora_path === "<qwen2>") resolved.lora_path = writeVersion("qwen2", adapter(6), { architecture: "qwen2", numHeads: 9, numKvHeads: 3 });
     const res = await post("/v1/load_lora_adapter", resolved);
     expect(res.status).toBe(status);
