@@ -158,7 +158,7 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
   let k = project(g, x, need(w, "self_attn.k_proj.weight"), w["self_attn.k_proj.bias"], lora.k, scaling);
   let v = project(g, x, need(w, "self_attn.v_proj.weight"), w["self_attn.v_proj.bias"], lora.v, scaling);
 
-  // Grouped-query attention by broadcasting: q [B, KV, G, T, hd] against k, v [B, KV, 1, T, hd].
+  // Heads: q [B, T, KV, G, hd] (G query heads per key/value head), k and v [B, T, KV, 1, hd].
   q = g.reshape(q, ["B", "T", KV, G, hd]);
   k = g.reshape(k, ["B", "T", KV, 1, hd]);
   v = g.reshape(v, ["B", "T", KV, 1, hd]);
