@@ -46,7 +46,7 @@ function writeVersion(name: string, lora: LoraAdapter, base: typeof SMOL = SMOL)
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-lora-"));
   const start = writeVersion("v000000", adapter(1));
-  server = await startServer({ model: MODEL, port: 0, contextSize: 512, parallel: 2, servedModelName: "smol", loras: [{ name: "v000000", path: start }] });
+  server = await startServer({ model: MODEL, port: 0, contextSize: 512, parallel: 2, servedModelName: "smol", threads: 1, loras: [{ name: "v000000", path: start }] });
   prompt = server.engine.model.tokenize("<|im_start|>user\nWhere do whales live?<|im_end|>\n<|im_start|>assistant\nWhales live in every ocean.", true);
 });
 afterAll(async () => {

@@ -11,7 +11,9 @@ const PARALLEL = 3;
 let server: RunningServer;
 
 beforeAll(async () => {
-  server = await startServer({ model: MODEL, port: 0, contextSize: 1024, parallel: PARALLEL, servedModelName: "smol" });
+  // One thread: vitest runs two test files at once on two cores, and llama.cpp threads spin while
+  // they wait for each other, so two files with two threads each would crawl.
+  server = await startServer({ model: MODEL, port: 0, contextSize: 1024, parallel: PARALLEL, servedModelName: "smol", threads: 1 });
 });
 afterAll(async () => {
   await server?.close();
