@@ -2,7 +2,7 @@
 // (core/chat-template.ts, shared with the trainer), generated on the slot the request's `model`
 // names, and answered as OpenAI/vLLM do — streamed or not, with tool calls, log-probs and token ids.
 import crypto from "node:crypto";
-import { LlamaGrammarEvaluationState, LlamaJsonSchemaGrammar, type LlamaGrammar, type Token } from "node-llama-cpp";
+import type { Token } from "node-llama-cpp";
 import {
   ChatTemplateError,
   ToolCallStreamParser,
@@ -16,6 +16,7 @@ import {
 import type { Engine, Lease } from "./engine.js";
 import { HttpError, badRequest } from "./errors.js";
 import { chatLogprobs, promptLogprobs, type PromptLogprobsOut } from "./format.js";
+import { forcedToolCallGrammar, responseFormatGrammar, type GrammarFactory, type ToolDef } from "./grammar.js";
 import { generate, type FinishReason, type GeneratedToken, type SamplingParams } from "./generate.js";
 import type { Reply } from "./http.js";
 import { chatRequestSchema, parseBody, samplingFrom, type ChatRequest } from "./params.js";
@@ -35,38 +36,7 @@ interface PreparedChat {
   reasoning: boolean;
   params: SamplingParams;
   /** A fresh grammar state per choice when the output is constrained. */
-  grammar: (() => LlamaGrammarEvaluationState) | null;
-}
-
-type ToolDef = { type: "function"; function: { name: string; parameters?: Record<string, unknown> } };
-
-/** tool_choice "required" or a named function: constrain the output to one call of an offered tool. */
-function forcedToolGrammar(engine: Engine, tools: ToolDef[], choice: ChatRequest["tool_choice"]): (() => LlamaGrammarEvaluationState) | null {
-  if (choice !== "required" && (typeof choice !== "object" || choice === null)) return null;
-  let candidates = tools;
-  if (typeof choice === "object") {
-    candidates = tools.filter((t) => t.function.name === choice.function.name);
-    if (!candidates.length) throw badRequest(`tool_choice names '${choice.function.name}', which is not among the tools`, "tool_choice");
-  }
-  const callSchema = (t: ToolDef, args: unknown) => ({
-    type: "object",
-    properties: { name: { const: t.function.name }, arguments: args },
-  });
-  const anyObject = { type: "object", additionalProperties: true };
-  const build = (generic: boolean): LlamaGrammar => {
-    const options = candidates.map((t) => callSchema(t, generic ? anyObject : (t.function.parameters ?? anyObject)));
-    const schema = options.length === 1 ? options[0]! : { oneOf: options };
-    return new LlamaJsonSchemaGrammar(engine.llama, schema as never);
-  };
-  let grammar: LlamaGrammar;
-  try {
-    grammar = build(false);
-  } catch {
-    // A parameters schema beyond what node-llama-cpp's JSON grammar understands: constrain to
-    // "one call of one of these tools with an object of arguments" instead.
-    grammar = build(true);
-  }
-  return () => new LlamaGrammarEvaluationState({ model: engine.model, grammar });
+  grammar: GrammarFactory | null;
 }
 
 export function prepareChat(engine: Engine, body: unknown): PreparedChat {
@@ -97,8 +67,11 @@ export function prepareChat(engine: Engine, body: unknown): PreparedChat {
     if (err instanceof ChatTemplateError) throw badRequest(err.message, "messages");
     throw err;
   }
-  const grammar = tools.length ? forcedToolGrammar(engine, tools, toolChoice) : null;
-  const prefill = grammar ? `${TOOL_CALL_OPEN}\n` : "";
+  const toolGrammar = tools.length ? forcedToolCallGrammar(engine, tools, toolChoice) : null;
+  const formatGrammar = responseFormatGrammar(engine, req.response_format);
+  if (toolGrammar && formatGrammar) throw badRequest("a forced tool call and response_format cannot be combined", "response_format");
+  const grammar = toolGrammar ?? formatGrammar;
+  const prefill = toolGrammar ? `${TOOL_CALL_OPEN}\n` : "";
   const prompt = engine.tokenize(text + prefill, { addBos: req.add_special_tokens ?? false, parseSpecial: true });
   const params = samplingFrom(req, {
     maxTokens: req.max_completion_tokens ?? req.max_tokens ?? null,

@@ -13,6 +13,7 @@ import {
   promptTokensAsCompletionLogprobs,
   type CompletionLogprobs,
 } from "./format.js";
+import { responseFormatGrammar, type GrammarFactory } from "./grammar.js";
 import { generate, type GeneratedToken, type PromptTokenLogprob, type SamplingParams } from "./generate.js";
 import type { HandlerContext } from "./chat.js";
 import { completionRequestSchema, parseBody, samplingFrom, type CompletionRequest } from "./params.js";
@@ -63,10 +64,11 @@ export async function handleCompletion(ctx: HandlerContext, body: unknown): Prom
   const params = samplingFrom(req, { maxTokens: req.max_tokens ?? DEFAULT_MAX_TOKENS, logprobs, vocabSize: ctx.engine.vocabSize });
   // Echo with log-probs reports the prompt's too (vLLM: echo sets prompt_logprobs to logprobs).
   if (echo && logprobs !== null) params.promptLogprobs = Math.max(params.promptLogprobs ?? 0, logprobs);
+  const grammar = responseFormatGrammar(ctx.engine, req.response_format);
   const lease = ctx.engine.lease(req.model);
   try {
-    if (req.stream) await streamCompletion(ctx, lease, req, prompts, params);
-    else await complete(ctx, lease, req, prompts, params);
+    if (req.stream) await streamCompletion(ctx, lease, req, prompts, params, grammar);
+    else await complete(ctx, lease, req, prompts, params, grammar);
   } finally {
     lease.release();
   }
@@ -82,6 +84,7 @@ async function runChoice(
   lease: Lease,
   params: SamplingParams,
   choice: { index: number; prompt: PromptInput; seedOffset: number },
+  grammarFactory: GrammarFactory | null,
   onPrompt: ((lps: (PromptTokenLogprob | null)[] | null) => void) | null,
   onTokens: ((tokens: GeneratedToken[], text: string) => void) | null,
 ): Promise<ChoiceResult> {
@@ -95,7 +98,7 @@ async function runChoice(
     stopReason: null,
     completionTokens: 0,
   };
-  const p: SamplingParams = { ...params, seed: params.seed === null ? null : params.seed + choice.seedOffset };
+  const p: SamplingParams = { ...params, seed: params.seed === null ? null : params.seed + choice.seedOffset, grammar: grammarFactory ? grammarFactory() : null };
   for await (const ev of generate(ctx.engine, { slot: lease.slot, prompt: choice.prompt.ids, params: p, signal: ctx.signal })) {
     if (ev.type === "prompt") {
       result.promptLogprobs = ev.promptLogprobs;
@@ -120,10 +123,17 @@ function usage(results: { prompt: PromptInput; completionTokens: number; index: 
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-async function complete(ctx: HandlerContext, lease: Lease, req: CompletionRequest, prompts: PromptInput[], params: SamplingParams): Promise<void> {
+async function complete(
+  ctx: HandlerContext,
+  lease: Lease,
+  req: CompletionRequest,
+  prompts: PromptInput[],
+  params: SamplingParams,
+  grammar: GrammarFactory | null,
+): Promise<void> {
   const echo = req.echo ?? false;
   const asIds = req.return_tokens_as_token_ids ?? false;
-  const results = await Promise.all(choicesOf(req, prompts).map((c) => runChoice(ctx, lease, params, c, null, null)));
+  const results = await Promise.all(choicesOf(req, prompts).map((c) => runChoice(ctx, lease, params, c, grammar, null, null)));
   const body = {
     id: newId(),
     object: "text_completion",
@@ -156,7 +166,14 @@ async function complete(ctx: HandlerContext, lease: Lease, req: CompletionReques
   ctx.reply.json(200, body);
 }
 
-async function streamCompletion(ctx: HandlerContext, lease: Lease, req: CompletionRequest, prompts: PromptInput[], params: SamplingParams): Promise<void> {
+async function streamCompletion(
+  ctx: HandlerContext,
+  lease: Lease,
+  req: CompletionRequest,
+  prompts: PromptInput[],
+  params: SamplingParams,
+  grammar: GrammarFactory | null,
+): Promise<void> {
   const sse = ctx.reply.stream();
   const id = newId();
   const created = Math.floor(Date.now() / 1000);
@@ -180,6 +197,7 @@ async function streamCompletion(ctx: HandlerContext, lease: Lease, req: Completi
           lease,
           params,
           c,
+          grammar,
           (lps) => {
             // The first chunk of a choice: the echoed prompt and/or its ids.
             if (!echo && !wantIds) return;

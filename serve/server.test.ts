@@ -227,6 +227,29 @@ describe("tools", () => {
   });
 });
 
+describe("response_format", () => {
+  it("constrains the output to a JSON object, or to a JSON schema", async () => {
+    const obj = await postJson("/v1/chat/completions", {
+      messages: [{ role: "user", content: "Describe a cat as JSON." }],
+      response_format: { type: "json_object" },
+      temperature: 0,
+      max_tokens: 60,
+    });
+    expect(obj.json.choices[0].finish_reason).toBe("stop");
+    expect(typeof JSON.parse(obj.json.choices[0].message.content)).toBe("object");
+    const schema = { type: "object", properties: { color: { type: "string" }, legs: { type: "integer" } }, required: ["color", "legs"] };
+    const fit = await postJson("/v1/completions", {
+      prompt: "A cat, as JSON: ",
+      response_format: { type: "json_schema", json_schema: { name: "cat", schema } },
+      temperature: 0,
+      max_tokens: 40,
+    });
+    const value = JSON.parse(fit.json.choices[0].text);
+    expect(typeof value.color).toBe("string");
+    expect(Number.isInteger(value.legs)).toBe(true);
+  });
+});
+
 describe("completions and scoring", () => {
   it("scores a given continuation with prompt_logprobs, echo and max_tokens 0 (the teacher pass)", async () => {
     const e = server.engine;
@@ -348,6 +371,7 @@ describe("identity and bad input", () => {
     ["a prompt longer than the context", "/v1/completions", { prompt: Array.from({ length: 1100 }, () => 28) }, 400, /maximum context length/],
     ["n above the limit", "/v1/chat/completions", { messages, n: 100 }, 400, /n/],
     ["a tool_choice naming no offered tool", "/v1/chat/completions", { messages, tools: [{ type: "function", function: { name: "a" } }], tool_choice: { type: "function", function: { name: "b" } } }, 400, /tool_choice/],
+    ["a json_schema format without a schema", "/v1/chat/completions", { messages, response_format: { type: "json_schema", json_schema: { name: "x" } } }, 400, /schema/],
     ["an unknown route", "/v1/nothing", {}, 404, /no route/],
   ])("rejects %s with a clear error", async (_what, path, body, status, message) => {
     const res = await post(path, body);
