@@ -14,7 +14,7 @@ import {
   type ToolCallDelta,
 } from "../core/index.js";
 import type { Engine, Lease } from "./engine.js";
-import { HttpError, badRequest } from "./errors.js";
+import { HttpError, allSettledOrThrow, badRequest } from "./errors.js";
 import { chatLogprobs, promptLogprobs, type PromptLogprobsOut } from "./format.js";
 import { forcedToolCallGrammar, responseFormatGrammar, type GrammarFactory, type ToolDef } from "./grammar.js";
 import { generate, type FinishReason, type GeneratedToken, type SamplingParams } from "./generate.js";
@@ -175,7 +175,7 @@ export async function handleChat(ctx: HandlerContext, body: unknown): Promise<vo
 async function completeChat(ctx: HandlerContext, lease: Lease, prep: PreparedChat): Promise<void> {
   const n = prep.req.n ?? 1;
   let promptLps: PromptLogprobsOut | null = null;
-  const states = await Promise.all(
+  const states = await allSettledOrThrow(
     Array.from({ length: n }, (_, i) =>
       runChoice(ctx, lease, prep, i, null, i === 0 ? (p) => (promptLps = p) : null),
     ),
@@ -232,7 +232,7 @@ async function streamChat(ctx: HandlerContext, lease: Lease, prep: PreparedChat)
     sse.send(chunk([choice], i === 0 && wantIds ? { prompt_token_ids: prep.prompt } : {}));
   }
   try {
-    const states = await Promise.all(
+    const states = await allSettledOrThrow(
       Array.from({ length: n }, (_, i) =>
         runChoice(
           ctx,

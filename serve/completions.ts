@@ -5,7 +5,7 @@
 import crypto from "node:crypto";
 import type { Token } from "node-llama-cpp";
 import type { Engine, Lease } from "./engine.js";
-import { HttpError, badRequest } from "./errors.js";
+import { HttpError, allSettledOrThrow, badRequest } from "./errors.js";
 import {
   appendCompletionLogprobs,
   emptyCompletionLogprobs,
@@ -133,7 +133,7 @@ async function complete(
 ): Promise<void> {
   const echo = req.echo ?? false;
   const asIds = req.return_tokens_as_token_ids ?? false;
-  const results = await Promise.all(choicesOf(req, prompts).map((c) => runChoice(ctx, lease, params, c, grammar, null, null)));
+  const results = await allSettledOrThrow(choicesOf(req, prompts).map((c) => runChoice(ctx, lease, params, c, grammar, null, null)));
   const body = {
     id: newId(),
     object: "text_completion",
@@ -188,7 +188,7 @@ async function streamCompletion(
     return c;
   };
   try {
-    const results = await Promise.all(
+    const results = await allSettledOrThrow(
       choicesOf(req, prompts).map((c) => {
         let offset = 0;
         let first = true;

@@ -29,3 +29,14 @@ export class AbortedError extends Error {
     super("request aborted");
   }
 }
+
+/**
+ * Like Promise.all, but waits for every promise before rejecting with the first error, so no
+ * generation is still running on a sequence when the request's lease is released.
+ */
+export async function allSettledOrThrow<T>(promises: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
