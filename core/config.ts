@@ -17,6 +17,8 @@ const sideRule = z.object({
   systemPrompt: z.string().nullable().default(null),
   /** `name: regex` on a request header. */
   header: z.string().nullable().default(null),
+  /** Regex on the last user message (client decorations such as OpenClaw's timestamp prefix removed). */
+  userPrompt: z.string().nullable().default(null),
 });
 
 export const configSchema = z.object({
@@ -48,8 +50,12 @@ export const configSchema = z.object({
       recordWaitMs: z.coerce.number().int().min(0).default(2_000),
       /** Place untagged traffic into sessions by matching conversation prefixes. */
       inferSessions: z.boolean().default(true),
-      /** Rules that mark untagged requests as housekeeping (`side`). */
+      /** Turns the session inference remembers (in memory and in `<data>/inference/`); older ones start new sessions. */
+      inferIndexSize: z.coerce.number().int().min(100).default(20_000),
+      /** Rules that mark requests as housekeeping (`side`). */
       sideRules: z.array(sideRule).default([]),
+      /** Also apply the built-in rules for well-known housekeeping prompts (Open WebUI's titles, tags, follow-ups; OpenClaw's slugs, titles, compaction). */
+      builtinSideRules: z.boolean().default(true),
     })
     .prefault({}),
 

@@ -36,6 +36,11 @@ export interface CallOutcome {
   assembled: Assembled | null;
 }
 
+/** Told about every finished call before it is written (session inference indexes its answer). */
+export interface TurnObserver {
+  turnFinished(call: CallOutcome): void;
+}
+
 export class Recorder {
   recorded = 0;
   readonly byStatus: Record<TurnStatus, number> = { ok: 0, upstream_error: 0, client_aborted: 0, upstream_cut: 0 };
@@ -46,9 +51,15 @@ export class Recorder {
     private readonly linker: EventLinker,
     private readonly metrics: SidecarMetrics,
     private readonly logger: Logger,
+    private readonly observer: TurnObserver | null = null,
   ) {}
 
   async record(call: CallOutcome, ticket: Promise<Ticket>): Promise<TurnRef | null> {
+    try {
+      this.observer?.turnFinished(call);
+    } catch (err) {
+      this.logger.warn({ err: String(err), turnId: call.turnId }, "turn observer failed");
+    }
     try {
       const { placement, seq } = await ticket;
       const ref = await this.store.putTurn({

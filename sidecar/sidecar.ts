@@ -10,7 +10,8 @@ import { mountControlApi } from "./control.js";
 import { mountDashboard } from "./dashboard/index.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
-import { TagPlacer, type Placer } from "./placement.js";
+import { SessionInference, SideRules } from "./inference/index.js";
+import type { Placer } from "./placement.js";
 import { SecretMasker } from "./privacy.js";
 import { Proxy } from "./proxy.js";
 import { openRecordStore, type RecordStore, type StoreHost } from "./record-store.js";
@@ -22,7 +23,7 @@ import { Upstream } from "./upstream.js";
 
 export interface SidecarOptions {
   logger?: Logger;
-  /** Where calls go (sessions, main/side); default: by tags and `sidecar.sideRules`. */
+  /** Where calls go (sessions, main/side); default: by tags, session inference and side rules. */
   placer?: Placer;
   /** Which model/adapter serves each call; default: the requested model, no adapter. */
   switchboard?: Switchboard;
@@ -83,7 +84,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const token = readOrCreateToken(paths.root);
   // Checked here so a bad pattern fails the start, not the store thread.
   const masker = new SecretMasker(cfg.maskSecrets, cfg.secretPatterns);
-  const placer = opts.placer ?? new TagPlacer(cfg.sideRules);
+  new SideRules(cfg.sideRules, cfg.builtinSideRules);
   const upstream = new Upstream(cfg.upstream, { kind: cfg.upstreamKind, apiKey: cfg.upstreamApiKey, logger });
   const store = opts.recordStore ?? await openRecordStore({
     dataDir: paths.root,
@@ -103,7 +104,17 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const metrics = new SidecarMetrics(store, () => upstream.healthy);
   const book = new SessionBook(store, logger);
   const linker = new EventLinker(store, book, masker, logger);
-  const recorder = new Recorder(store, book, linker, metrics, logger);
+  // Untagged calls are placed by session inference unless the caller brings its own placer.
+  let inference: SessionInference | null = null;
+  if (!opts.placer) {
+    try {
+      inference = await SessionInference.open({ config: cfg, dataDir: paths.root, sink: linker, logger, registry: metrics.registry });
+    } catch (err) {
+      return stopOnError(err);
+    }
+  }
+  const placer: Placer = opts.placer ?? inference!;
+  const recorder = new Recorder(store, book, linker, metrics, logger, inference);
   const switchboard = opts.switchboard ?? new PassThroughSwitchboard();
   const proxy = new Proxy({ config: cfg, upstream, recorder, placer, book, switchboard, metrics, logger });
   const control = new ControlRouter(token, logger);
@@ -200,6 +211,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
       server.closeAllConnections();
       await closed;
       upstream.close();
+      await inference?.close();
       await store.close();
       logger.info("sidecar stopped");
     })();

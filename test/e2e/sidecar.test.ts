@@ -238,8 +238,9 @@ describe("compressed answers", () => {
 });
 
 describe("tagging", () => {
-  it("tags by clawloop headers, OpenClaw-RL headers and body fields, plugin metadata; untagged calls are side", async () => {
-    const r = await open({ kind: "vllm" });
+  it("tags by clawloop headers, OpenClaw-RL headers and body fields, plugin metadata; untagged calls are side (with session inference off)", async () => {
+    // Untagged calls are placed by session inference by default (test/e2e/inference*.test.ts).
+    const r = await open({ kind: "vllm" }, { inferSessions: false });
     const url = `${r.sc.url}/v1/chat/completions`;
     await (await post(url, chatBody("a"), { ...tagged("s1", "run-a", 1), traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" })).text();
     await (await post(url, chatBody("b"), { "x-session-id": "rl-1", "x-turn-type": "main" })).text();
