@@ -225,6 +225,12 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
   const maxTokens = Math.max(0, Math.min(params.maxTokens ?? room, room));
   const seq = await slot.acquireSequence(prompt, signal);
   const sampler = maxTokens > 0 ? new NativeSampler(engine.model) : null;
+  // The raw-logits reader is per generation too: samplers run on llama.cpp worker threads and keep
+  // their candidate buffer in the sampler, so one shared by concurrent generations (other
+  // sequences, other adapters' contexts) races on it — log-probs came back off by up to 12 nats.
+  const g = engine as unknown as { __g?: NativeSampler };
+  const greedy = (g.__g ??= new NativeSampler(engine.model));
+  greedy.configure({ temperature: 0, seed: 0 });
   engine.stats.generations++;
   let ended = false;
   try {
@@ -247,7 +253,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
     const last = toEval.length - 1;
     if (sampler) positions.set(last, { ...(positions.get(last) ?? { top, logprobs: false }), sampler, top, logprobs: wantLogprobs });
 
-    let results = await decode(seq, toEval, positions, engine.rawSampler);
+    let results = await decode(seq, toEval, positions, greedy);
     let promptLogprobs: (PromptTokenLogprob | null)[] | null = null;
     if (params.promptLogprobs !== null) {
       promptLogprobs = [null];
@@ -318,7 +324,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
         yield { type: "end", finishReason: finish, stopReason, text: all, completionTokens: produced };
         return;
       }
-      results = await decode(seq, [id], new Map([[0, { sampler, top, logprobs: wantLogprobs }]]), engine.rawSampler);
+      results = await decode(seq, [id], new Map([[0, { sampler, top, logprobs: wantLogprobs }]]), greedy);
       at = 0;
     }
   } catch (err) {
