@@ -14,8 +14,9 @@
 // labelled so.
 //
 // The probe.json of each version predicts no shift (base = version log-probs, read from the server
-// before the run) and the adapters are tiny (B = 1e-4), so the check passes and runs its full path:
-// two scoring calls on servers that can score, the probe generation on all.
+// before the run; on the embedded engine the probe is a chat prompt and the model's own reply, as
+// the trainer's are) and the adapters are tiny (B = 1e-4), so the check passes (within llama.cpp's
+// noise) and runs its full path: two scoring calls on servers that can score, the probe on all.
 //
 //   npm run build && npm run bench:swap          (10 versions per server)
 //   node dist/bench/swap.js --versions 3         (a smoke run)
@@ -211,8 +212,16 @@ async function main(): Promise<void> {
   };
   const engine: RunningServer = await startServer({ model: gguf, port: 0, contextSize: 512, parallel: 2, servedModelName: "smol" });
   try {
-    const baseLp = await new VllmDriver({ url: engine.url }, "clawloop").score("smol", promptIds, responseIds);
-    rows.push(await run("embedded (llama.cpp)", "real", engine.url, "clawloop", "smol", embeddedShape, { format: 1, promptIds, responseIds, base: baseLp, version: baseLp }, "context per adapter"));
+    // A probe like the trainer's: a chat prompt and the model's own reply (its token ids).
+    const res = await fetch(`${engine.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "smol", messages: [{ role: "user", content: "Say hello to the team in one short sentence." }], max_tokens: 24, temperature: 0, return_token_ids: true }),
+    });
+    const answer = (await res.json()) as { prompt_token_ids: number[]; choices: { token_ids: number[] }[] };
+    const [p, r] = [answer.prompt_token_ids, answer.choices[0]!.token_ids];
+    const baseLp = await new VllmDriver({ url: engine.url }, "clawloop").score("smol", p, r);
+    rows.push(await run("embedded (llama.cpp)", "real", engine.url, "clawloop", "smol", embeddedShape, { format: 1, promptIds: p, responseIds: r, base: baseLp, version: baseLp }, "context per adapter"));
   } finally {
     await engine.close();
   }
