@@ -8,7 +8,7 @@ import path from "node:path";
 import { getLlama, LlamaLogLevel, readGgufFileInfo, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
 import { silentLogger, type Logger } from "../core/index.js";
 import { AbortedError, HttpError, badRequest, notFound } from "./errors.js";
-import { assertSupported, NativeSampler, releaseLora } from "./llama-internals.js";
+import { assertSupported, releaseLora } from "./llama-internals.js";
 
 export interface EngineOptions {
   /** Path of the GGUF model. */
@@ -176,8 +176,6 @@ export class Engine {
   private readonly retiring = new Set<Slot>();
   /** Loads in progress, by name, so a second load of the same name is refused rather than raced. */
   private readonly loading = new Set<string>();
-  /** Greedy sampler used only to read raw logits (see llama-internals). */
-  readonly rawSampler: NativeSampler;
   private readonly tokenTextCache = new Map<number, string>();
   /** Counters since start (for status pages and tests). */
   readonly stats = { generations: 0, generatedTokens: 0, aborted: 0, failed: 0 };
@@ -201,8 +199,6 @@ export class Engine {
     this.vocabSize = tokens?.length ?? 0;
     this.bosToken = model.tokens.bosString ?? null;
     this.eosToken = model.tokens.eosString ?? null;
-    this.rawSampler = new NativeSampler(model);
-    this.rawSampler.configure({ temperature: 0, seed: 0 });
   }
 
   static async load(opts: EngineOptions): Promise<Engine> {
@@ -393,7 +389,6 @@ export class Engine {
     const all = [...this.slots.values(), ...this.retiring];
     this.slots.clear();
     await Promise.all(all.map((s) => s.dispose().catch(() => undefined)));
-    this.rawSampler.dispose();
     await this.model.dispose();
     if (this.ownsLlama) await this.llama.dispose();
   }

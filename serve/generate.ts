@@ -228,8 +228,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
   // The raw-logits reader is per generation too: samplers run on llama.cpp worker threads and keep
   // their candidate buffer in the sampler, so one shared by concurrent generations (other
   // sequences, other adapters' contexts) races on it — log-probs came back off by up to 12 nats.
-  const g = engine as unknown as { __g?: NativeSampler };
-  const greedy = (g.__g ??= new NativeSampler(engine.model));
+  const greedy = new NativeSampler(engine.model);
   greedy.configure({ temperature: 0, seed: 0 });
   engine.stats.generations++;
   let ended = false;
@@ -336,6 +335,7 @@ export async function* generate(engine: Engine, req: GenerateRequest): AsyncGene
     // A consumer that stops iterating early (client gone) lands here without an error.
     if (!ended) engine.stats.aborted++;
     sampler?.dispose();
+    greedy.dispose();
     slot.releaseSequence(seq);
   }
 }

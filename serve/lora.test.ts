@@ -89,6 +89,21 @@ describe("LoRA adapters", () => {
     expect(maxDiff(base, refBase.map((r) => r.logprob))).toBeLessThan(1e-3);
   });
 
+  it("reports exact log-probs for requests running at once on the base model and an adapter", async () => {
+    // Samplers run on llama.cpp's worker threads; one shared between concurrent generations would
+    // race on its buffers. Several scorings and generations at once must each match the reference.
+    const file = path.join(dir, "v000000", "adapter.gguf");
+    const [refBase, refTuned] = [
+      (await referenceLogprobs(server.engine.model, prompt)).map((r) => r.logprob),
+      (await referenceLogprobs(server.engine.model, prompt, { lora: file })).map((r) => r.logprob),
+    ];
+    const runs = await Promise.all([scored("smol"), scored("v000000"), scored("smol"), scored("v000000")]);
+    expect(maxDiff(runs[0]!, refBase)).toBeLessThan(1e-3);
+    expect(maxDiff(runs[1]!, refTuned)).toBeLessThan(1e-3);
+    expect(maxDiff(runs[2]!, refBase)).toBeLessThan(1e-3);
+    expect(maxDiff(runs[3]!, refTuned)).toBeLessThan(1e-3);
+  });
+
   it("loads at run time with vLLM's API and bodies; a zero adapter changes nothing", async () => {
     const vdir = writeVersion("v000001", adapter(2, true));
     const res = await post("/v1/load_lora_adapter", { lora_name: "v000001", lora_path: vdir });
