@@ -10,9 +10,10 @@
 //              regeneration): a new sample for the same prompt, in the same session with the same
 //              parent, not a continuation; a later request extending one sibling's answer links to
 //              that sibling, because the answer's content decides;
-//   diverged   an earlier assistant message matches a known turn but the last one does not: the
-//              client summarized, truncated or edited the history (compaction) or answered with a
-//              message we never saw, so the request starts a new session rather than link wrongly;
+//   diverged   an earlier assistant message matches a known turn but the last one does not, or the
+//              messages after a known turn include a summary of the history (COMPACTION_MARKERS):
+//              the client summarized, truncated or edited the history, or answered with a message
+//              we never saw, so the request starts a new session rather than link wrongly;
 //   new        nothing matches: a new session.
 //
 // Tagged calls (plugin or OpenClaw-RL headers) are placed by their tags and never inferred. Calls
@@ -27,7 +28,7 @@ import type { Assembled } from "../assembler.js";
 import { TagPlacer, untaggedPlacement, type Placement, type PlacementInput, type Placer } from "../placement.js";
 import { Lru } from "../sessions.js";
 import { nextStatesOf } from "./next-states.js";
-import { ConversationHash, normalizeMessages, responseMessage, type NormMessage } from "./normalize.js";
+import { ConversationHash, isCompactionSummary, normalizeMessages, responseMessage, type NormMessage } from "./normalize.js";
 import { SideRules } from "./side-rules.js";
 import { TurnIndex, type IndexedTurn } from "./turn-index.js";
 
@@ -184,7 +185,10 @@ export class SessionInference implements Placer {
     let placement: Placement;
     let outcome: InferenceOutcome;
     const sibling = index.findPrompt(promptKey);
-    const parent = sibling ? undefined : lastAssistant >= 0 ? index.findConversation(hash.keyAt(lastAssistant)) : undefined;
+    let parent = sibling ? undefined : lastAssistant >= 0 ? index.findConversation(hash.keyAt(lastAssistant)) : undefined;
+    // A known turn followed by a summary of the history: the client compacted, this is not a reply.
+    const compacted = parent !== undefined && messages.slice(lastAssistant + 1).some(isCompactionSummary);
+    if (compacted) parent = undefined;
     if (sibling) {
       outcome = "sibling";
       placement = { sessionId: sibling.sessionId, turnType: "main", placement: "inferred", parentTurnId: sibling.parentTurnId };
@@ -193,7 +197,7 @@ export class SessionInference implements Placer {
       placement = { sessionId: parent.sessionId, turnType: "main", placement: "inferred", parentTurnId: parent.turnId };
       this.recordNextStates(parent, messages[lastAssistant]!, messages.slice(lastAssistant + 1));
     } else {
-      outcome = this.diverged(messages, hash, lastAssistant) ? "diverged" : "new";
+      outcome = compacted || this.diverged(messages, hash, lastAssistant) ? "diverged" : "new";
       placement = { sessionId: `inferred-${randomUUID()}`, turnType: "main", placement: "inferred", parentTurnId: null, newSession: true };
     }
     this.count(outcome);

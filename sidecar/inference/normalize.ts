@@ -69,6 +69,22 @@ export const CLIENT_DECORATIONS: { client: string; what: string; pattern: RegExp
   },
 ];
 
+/**
+ * Messages that stand for a summarized history. A request that continues a known turn but adds one
+ * of these after it was compacted by the client: it starts a new session, and the summary is not
+ * recorded as the user's reply.
+ */
+export const COMPACTION_MARKERS: { client: string; pattern: RegExp }[] = [
+  { client: "OpenClaw", pattern: /^The conversation history before this point was compacted into the following summary:/ },
+  { client: "OpenClaw", pattern: /^The following is a summary of a branch that this conversation came back from:/ },
+  { client: "Aider", pattern: /^I spoke to you previously about a number of things\./ },
+  { client: "Claude Code", pattern: /^This session is being continued from a previous conversation that ran out of context\./ },
+];
+
+export function isCompactionSummary(m: NormMessage): boolean {
+  return (m.role === "user" || m.role === "system") && COMPACTION_MARKERS.some((c) => c.pattern.test(m.text));
+}
+
 /** Dates, times and counters a client refreshes in its system prompt. */
 const VOLATILE = /\d+|\b(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\b|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\b/g;
 const LEADING_REASONING = /^\s*(?:<think>[\s\S]*?<\/think>|<details type="reasoning"[\s\S]*?<\/details>)\s*/;

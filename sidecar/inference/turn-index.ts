@@ -44,6 +44,7 @@ export class TurnIndex {
   private out: fs.WriteStream | null = null;
   private lines = 0;
   private compacting: string[] | null = null;
+  private compaction: Promise<void> | null = null;
   private failed = false;
 
   private constructor(
@@ -54,14 +55,24 @@ export class TurnIndex {
 
   /** An index persisted in `dir` (created if missing), or in memory only when `dir` is null. */
   static async open(dir: string | null, limit: number, logger: Logger): Promise<TurnIndex> {
-    const index = new TurnIndex(dir ? path.join(dir, INDEX_FILE) : null, limit, logger);
-    if (dir) {
+    if (!dir) return new TurnIndex(null, limit, logger);
+    const index = new TurnIndex(path.join(dir, INDEX_FILE), limit, logger);
+    try {
       fs.mkdirSync(dir, { recursive: true });
       await index.load();
-      if (index.lines > 2 * limit) await index.compact();
-      index.openStream();
+    } catch (err) {
+      // Inference must not keep the sidecar from starting: it works from memory until the next start.
+      logger.error({ err: String(err), dir }, "session inference: cannot read or create its index; continuing in memory (sessions are not continued across a restart)");
+      return new TurnIndex(null, limit, logger);
     }
+    if (index.lines > 2 * limit) await index.compact();
+    index.openStream();
     return index;
+  }
+
+  /** Whether the index is written to disk. */
+  get persisted(): boolean {
+    return this.file !== null && !this.failed;
   }
 
   get size(): number {
@@ -110,6 +121,7 @@ export class TurnIndex {
   }
 
   async close(): Promise<void> {
+    await this.compaction;
     const out = this.out;
     this.out = null;
     if (out) await new Promise<void>((r) => out.end(() => r()));
@@ -232,6 +244,6 @@ export class TurnIndex {
     const line = JSON.stringify(v) + "\n";
     if (this.compacting) this.compacting.push(line);
     this.out?.write(line);
-    if (++this.lines > 2 * this.limit && !this.compacting) void this.compact();
+    if (++this.lines > 2 * this.limit && !this.compacting) this.compaction = this.compact();
   }
 }
