@@ -232,13 +232,18 @@ describe("hot-loading into the embedded engine (real llama.cpp, SmolLM2)", () =>
         }
       }
     };
+    // Tiny adapters with the engine's own prediction: llama.cpp's noise must not reject them.
+    // (Predicted before the load starts: ONNX Runtime and llama.cpp are not run at once in one process here.)
+    const versions: { adapter: LoraAdapter; probe: Awaited<ReturnType<typeof probeFor>> }[] = [];
+    for (let n = 1; n <= 20; n++) {
+      const adapter = adapterOf(100 + n, 0.002);
+      versions.push({ adapter, probe: await probeFor(adapter) });
+    }
     const clients = [0, 1].map(client);
     const swapMs: number[] = [];
     try {
       for (let n = 1; n <= 20; n++) {
-        // Tiny adapters with the engine's own prediction: llama.cpp's noise must not reject them.
-        const adapter = adapterOf(100 + n, 0.002);
-        const probe = await probeFor(adapter);
+        const { adapter, probe } = versions[n - 1]!;
         const written = performance.now();
         writeVersion(adapters, n, { adapter, gguf, probe });
         const until = Date.now() + 60_000;
