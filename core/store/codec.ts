@@ -1,20 +1,15 @@
 // Maps the shared types onto LanceDB columns. Scalars that loops filter on are real columns;
 // nested documents (requests, responses) are JSON text; numeric sequences are Arrow lists.
-import {
-  Bool,
-  Field,
-  Float64,
-  Int32,
-  List,
-  Schema,
-  Utf8,
-  type DataType,
-} from "apache-arrow";
+// Arrow types live in schema.ts, loaded with LanceDB only by processes that open a table.
 import type { TableName, Tables } from "../types.js";
+import type { BlobRow } from "./blobs.js";
 
-type ColumnType = "string" | "int" | "float" | "bool" | "json" | "int[]" | "float[]";
+export type ColumnType = "string" | "int" | "float" | "bool" | "json" | "int[]" | "float[]";
 
-interface ColumnSpec {
+/** Tables as stored: the public ones and the store's own `blobs` (store/blobs.ts). */
+export type StoredTable = TableName | "blobs";
+
+export interface ColumnSpec {
   type: ColumnType;
   nullable: boolean;
 }
@@ -115,33 +110,27 @@ export const TABLE_COLUMNS: { [T in TableName]: { [K in keyof Tables[T]]-?: Colu
   },
 };
 
+/** Columns that are not fields of the table's type: the store's own bookkeeping. */
+const STORAGE_COLUMNS: Partial<Record<TableName, Record<string, ColumnSpec>>> = {
+  /** Where the turn's blobs go back (store/blobs.ts); null when it has none. */
+  turns: { blobRefs: opt("json") },
+};
+
+const BLOB_COLUMNS: { [K in keyof BlobRow]-?: ColumnSpec } = {
+  id: req("string"),
+  kind: req("string"),
+  text: opt("string"),
+  ids: opt("int[]"),
+};
+
+/** Every column of a stored table, keyed by field name. */
+export function storedColumns(table: StoredTable): Record<string, ColumnSpec> {
+  if (table === "blobs") return BLOB_COLUMNS;
+  return { ...(TABLE_COLUMNS[table] as Record<string, ColumnSpec>), ...STORAGE_COLUMNS[table] };
+}
+
 export function columnName(field: string): string {
   return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function arrowType(type: ColumnType): DataType {
-  switch (type) {
-    case "string":
-    case "json":
-      return new Utf8();
-    case "int":
-      return new Int32();
-    case "float":
-      return new Float64();
-    case "bool":
-      return new Bool();
-    case "int[]":
-      return new List(new Field("item", new Int32(), true));
-    case "float[]":
-      return new List(new Field("item", new Float64(), true));
-  }
-}
-
-export function arrowSchema(table: TableName): Schema {
-  const cols = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
-  return new Schema(
-    Object.entries(cols).map(([field, spec]) => new Field(columnName(field), arrowType(spec.type), spec.nullable)),
-  );
 }
 
 /** Domain object → LanceDB row. */
@@ -169,9 +158,21 @@ function toPlainArray(v: unknown): number[] {
   return Array.from(v as Iterable<number>);
 }
 
+/** A blob → its LanceDB row. */
+export function encodeBlob(b: BlobRow): Record<string, unknown> {
+  return { id: b.id, kind: b.kind, text: b.text, ids: b.ids };
+}
+
+export function decodeBlob(row: Record<string, unknown>): BlobRow {
+  return decodeColumns(BLOB_COLUMNS, row) as unknown as BlobRow;
+}
+
 /** LanceDB row → domain object. */
 export function decodeRow<T extends TableName>(table: T, row: Record<string, unknown>): Tables[T] {
-  const cols = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
+  return decodeColumns(TABLE_COLUMNS[table] as Record<string, ColumnSpec>, row) as unknown as Tables[T];
+}
+
+function decodeColumns(cols: Record<string, ColumnSpec>, row: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [field, spec] of Object.entries(cols)) {
     const v = row[columnName(field)];
@@ -195,7 +196,7 @@ export function decodeRow<T extends TableName>(table: T, row: Record<string, unk
         out[field] = v;
     }
   }
-  return out as unknown as Tables[T];
+  return out;
 }
 
 /** Quote a string for a LanceDB (DataFusion SQL) filter. */

@@ -1,3 +1,3 @@
 export { Store, type StoreOptions, type StoreHealth, type TableHealth, type QueryOptions, type Filter } from "./store.js";
 export { TableLog, nodeIO, type LogIO, type LogRecord } from "./wal.js";
-export { TABLE_COLUMNS, arrowSchema, encodeRow, decodeRow, columnName, sqlString } from "./codec.js";
+export { TABLE_COLUMNS, encodeRow, decodeRow, columnName, sqlString, type StoredTable } from "./codec.js";

@@ -235,6 +235,175 @@ describe("Store", () => {
   });
 });
 
+describe("Store reads", () => {
+  it("never misses a row that a flush moves to LanceDB while a read is under way", async () => {
+    const dataDir = tmpDir();
+    const store = await Store.open({ dataDir, writes: ["next_states"], flushIntervalMs: 3_600_000, flushBatch: 1_000_000 });
+    // Enough stored rows that a full read takes a while.
+    for (let i = 0; i < 6_000; i++) store.put("next_states", state(`old-${i}`), { insert: true });
+    await store.flush();
+    for (let round = 0; round < 3; round++) {
+      const id = `new-${round}`;
+      store.put("next_states", state(id), { insert: true });
+      // The read starts first; the flush of the new row is asked for while it runs.
+      const reading = store.list("next_states");
+      const flushing = store.flush();
+      const [rows] = await Promise.all([reading, flushing]);
+      expect(rows.some((r) => r.id === id)).toBe(true);
+      expect(rows).toHaveLength(6_001 + round);
+    }
+    await store.close();
+  });
+
+  it("counts exactly with rows waiting in memory: new ones, replaced ones, and ones that stop matching", async () => {
+    const store = await Store.open({ dataDir: tmpDir(), writes: ["next_states"], flushIntervalMs: 3_600_000 });
+    for (let i = 0; i < 5; i++) store.put("next_states", state(`e${i}`));
+    await store.flush();
+    expect(await store.count("next_states", { turnId: null })).toBe(5);
+    // Linked (no longer unlinked), re-put unchanged, and two new rows.
+    store.put("next_states", { ...state("e0"), turnId: "t0" });
+    store.put("next_states", state("e1"));
+    store.put("next_states", state("e5"), { insert: true });
+    store.put("next_states", state("e6"));
+    expect(await store.count("next_states")).toBe(7);
+    expect(await store.count("next_states", { turnId: null })).toBe(6);
+    expect(await store.count("next_states", { turnId: "t0" })).toBe(1);
+    expect((await store.list("next_states", { where: { turnId: null } })).map((r) => r.id).sort()).toEqual(["e1", "e2", "e3", "e4", "e5", "e6"]);
+    await store.flush();
+    expect(await store.count("next_states", { turnId: null })).toBe(6);
+    await store.close();
+  });
+
+  it("reports a table it cannot read instead of counting it as empty", async () => {
+    const dataDir = tmpDir();
+    const writer = await Store.open({ dataDir, writes: ["next_states"] });
+    writer.put("next_states", state("e1"));
+    await writer.close();
+    // Damage the table's manifests: it exists, but cannot be opened.
+    const versions = path.join(dataDir, "store", "next_states.lance", "_versions");
+    for (const f of fs.readdirSync(versions)) fs.writeFileSync(path.join(versions, f), "not a manifest");
+    const reader = await Store.open({ dataDir });
+    await expect(reader.count("next_states")).rejects.toThrow();
+    await expect(reader.list("next_states")).rejects.toThrow();
+    // A table that does not exist yet is empty, not an error.
+    expect(await reader.count("judgments")).toBe(0);
+    await reader.close();
+  });
+});
+
+describe("Store blobs", () => {
+  const SYSTEM = "You are a personal assistant running inside OpenClaw. ".repeat(400);
+  const TOOLS = Array.from({ length: 8 }, (_, i) => ({ type: "function", function: { name: `tool_${i}`, description: "Runs a shell command. ".repeat(30) } }));
+  const big = (i: number) =>
+    makeTurn(i, {
+      request: { params: { stream: true }, messages: [{ role: "system", content: SYSTEM }, { role: "user", content: `q ${i}` }], tools: TOOLS },
+      promptTokenIds: Array.from({ length: 5000 + i }, (_, k) => k),
+    });
+
+  it("stores what turns repeat once, and every reader gets whole turns back", async () => {
+    const dataDir = tmpDir();
+    const store = await Store.open({ dataDir, writes: ["turns"], flushIntervalMs: 60_000 });
+    for (let i = 0; i < 30; i++) store.put("turns", big(i), { insert: true });
+    // Unflushed: put back from the blobs waiting in memory.
+    expect(await store.get("turns", "call-3")).toEqual(big(3));
+    await store.flush();
+    expect(await store.get("turns", "call-4")).toEqual(big(4));
+    await store.close();
+
+    const reader = await Store.open({ dataDir });
+    const rows = await reader.list("turns", { orderBy: "seq" });
+    expect(rows).toEqual(Array.from({ length: 30 }, (_, i) => big(i)));
+    expect(await reader.count("turns")).toBe(30);
+    await reader.close();
+
+    // On disk: one system prompt, one tool list and two chunks of ids for all 30 turns.
+    const lancedb = await import("@lancedb/lancedb");
+    const db = await lancedb.connect(path.join(dataDir, "store"));
+    const blobs = await (await db.openTable("blobs")).query().toArray();
+    expect(blobs.map((b) => b.kind).sort()).toEqual(["ids", "ids", "json", "json"]);
+    const raw = await (await db.openTable("turns")).query().where("id = 'call-7'").toArray();
+    expect(String(raw[0]!.request)).not.toContain("OpenClaw");
+    expect(String(raw[0]!.request).length).toBeLessThan(300);
+    db.close();
+  });
+
+  it("writes a restarted writer's repeats without duplicating blobs", async () => {
+    const dataDir = tmpDir();
+    for (let run = 0; run < 2; run++) {
+      const store = await Store.open({ dataDir, writes: ["turns"] });
+      for (let i = 0; i < 3; i++) store.put("turns", big(run * 10 + i), { insert: true });
+      await store.close();
+    }
+    const lancedb = await import("@lancedb/lancedb");
+    const db = await lancedb.connect(path.join(dataDir, "store"));
+    expect(await (await db.openTable("blobs")).countRows()).toBe(4);
+    db.close();
+    const reader = await Store.open({ dataDir });
+    expect(await reader.list("turns", { orderBy: "seq" })).toEqual([0, 1, 2, 10, 11, 12].map(big));
+    await reader.close();
+  });
+
+  it("holds turns back while their blobs cannot be written, and delivers both once they can", async () => {
+    const dataDir = tmpDir();
+    let blobsDown = true;
+    const store = await Store.open({
+      dataDir,
+      writes: ["turns"],
+      flushIntervalMs: 60_000,
+      beforeLanceWrite: (table) => {
+        if (blobsDown && table === "blobs") throw new Error("blobs down");
+      },
+    });
+    store.put("turns", big(1), { insert: true });
+    await expect(store.flush()).rejects.toThrow(/blobs down/);
+    expect(store.health().tables.turns?.pending).toBe(1);
+    // Another process sees nothing half-written.
+    const reader = await Store.open({ dataDir });
+    expect(await reader.list("turns")).toEqual([]);
+    blobsDown = false;
+    await store.flush();
+    expect(await reader.list("turns")).toEqual([big(1)]);
+    await reader.close();
+    await store.close();
+  });
+
+  it("adds the blob column to a turns table made before it existed", async () => {
+    const dataDir = tmpDir();
+    const lancedb = await import("@lancedb/lancedb");
+    const db = await lancedb.connect(path.join(dataDir, "store"));
+    // A turns table as earlier versions made it: no blob_refs column.
+    const { Schema } = await import("apache-arrow");
+    const { arrowSchema } = await import("./schema.js");
+    const t = await db.createEmptyTable("turns", new Schema(arrowSchema("turns").fields.filter((f) => f.name !== "blob_refs")));
+    await t.add([encodeForTest(1)]);
+    db.close();
+    const store = await Store.open({ dataDir, writes: ["turns"] });
+    store.put("turns", big(2), { insert: true });
+    await store.flush();
+    expect(await store.list("turns", { orderBy: "seq" })).toEqual([makeTurn(1), big(2)]);
+    await store.close();
+  });
+});
+
+function state(id: string): NextState {
+  return {
+    id,
+    kind: "user_message",
+    sessionId: "s1",
+    forRunId: "run-1",
+    forCallId: null,
+    turnId: null,
+    text: `text of ${id}`,
+    score: null,
+    toolName: null,
+    toolCallId: null,
+    exitCode: null,
+    at: "2026-11-21T10:00:00.000Z",
+    receivedAt: "2026-11-21T10:00:00.000Z",
+    source: "plugin",
+  };
+}
+
 function encodeForTest(i: number): Record<string, unknown> {
   // The log holds encoded rows (snake_case columns), exactly as the store writes them.
   const t = makeTurn(i);

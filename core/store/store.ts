@@ -1,12 +1,20 @@
 // The store: LanceDB tables behind per-table append-only logs. Writers never wait on LanceDB:
 // `put` logs the row and returns; a background flusher moves rows into LanceDB in batches and
 // keeps retrying while LanceDB (or the disk) is failing. One process writes each table.
+//
+// What turns repeat call after call (system prompt, tool schemas, earlier messages, the prompt's
+// token ids) is stored once, content-addressed, in an internal `blobs` table (store/blobs.ts) and
+// put back on read: readers get whole turns.
+//
+// LanceDB (and Arrow) are loaded on first use, so a process that imports core but never opens a
+// table (the sidecar's proxy) does not carry them.
 import fs from "node:fs";
 import path from "node:path";
-import * as lancedb from "@lancedb/lancedb";
+import type * as Lance from "@lancedb/lancedb";
 import type { Logger } from "pino";
-import { TABLE_NAMES, type TableName, type Tables } from "../types.js";
-import { arrowSchema, columnName, decodeRow, encodeRow, sqlString, TABLE_COLUMNS } from "./codec.js";
+import { TABLE_NAMES, type TableName, type Tables, type Turn } from "../types.js";
+import { BlobIdCache, type BlobRefs, type BlobRow, joinTurn, RecentIds, refIds, splitTurn } from "./blobs.js";
+import { columnName, decodeBlob, decodeRow, encodeBlob, encodeRow, sqlString, type StoredTable, TABLE_COLUMNS } from "./codec.js";
 import { nodeIO, TableLog, type LogIO } from "./wal.js";
 
 export type Filter<T extends TableName> = { [K in keyof Tables[T]]?: string | number | boolean | null };
@@ -14,7 +22,10 @@ export type Filter<T extends TableName> = { [K in keyof Tables[T]]?: string | nu
 export interface QueryOptions<T extends TableName> {
   /** Equality filters on fields. */
   where?: Filter<T>;
-  /** Extra SQL (DataFusion) predicate over snake_case columns, applied in LanceDB only. */
+  /**
+   * Extra SQL (DataFusion) predicate over snake_case columns, applied in LanceDB only. Text a turn
+   * shares with others (large messages, tool schemas: store/blobs.ts) is not in its `request` column.
+   */
   sql?: string;
   limit?: number;
   /** Sort by this field (in JS, after the fetch). */
@@ -24,7 +35,7 @@ export interface QueryOptions<T extends TableName> {
 
 export interface StoreOptions {
   dataDir: string;
-  /** Tables this process writes (and locks). */
+  /** Tables this process writes (and locks). Writing `turns` also writes the store's `blobs`. */
   writes?: TableName[];
   flushIntervalMs?: number;
   /** Flush as soon as this many rows are waiting. */
@@ -33,10 +44,17 @@ export interface StoreOptions {
   fsync?: boolean;
   /** Rows kept in memory while LanceDB is down; beyond this they wait only in the log. */
   maxPendingRows?: number;
+  /**
+   * Bytes LanceDB may keep in each of its caches (index, metadata). Its defaults (6 GB and 1 GB)
+   * suit a database server, not a sidecar; these tables are scanned, not indexed.
+   */
+  lanceCacheBytes?: number;
+  /** Characters of blobs a reader keeps decoded between reads. */
+  blobCacheChars?: number;
   logger?: Logger;
   /** Test seams: file operations of the log, and a hook run before every LanceDB write. */
   io?: LogIO;
-  beforeLanceWrite?: (table: TableName) => void;
+  beforeLanceWrite?: (table: StoredTable) => void;
 }
 
 export interface TableHealth {
@@ -75,7 +93,7 @@ class TableWriter {
   logFailing = false;
 
   constructor(
-    readonly name: TableName,
+    readonly name: StoredTable,
     readonly log: TableLog,
   ) {}
 
@@ -93,6 +111,18 @@ class TableWriter {
 }
 
 const LOCK_SUFFIX = ".lock";
+/** Rows per LanceDB write: bounds the memory one write takes (a recovered log may hold many). */
+const MAX_WRITE_ROWS = 512;
+/** Ids per `IN (…)` query. */
+const IN_CHUNK = 256;
+/** Compact a table's fragments after this many writes to it. */
+const COMPACT_AFTER_WRITES = 100;
+
+let lanceModule: Promise<typeof Lance> | null = null;
+function lance(): Promise<typeof Lance> {
+  lanceModule ??= import("@lancedb/lancedb");
+  return lanceModule;
+}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -103,21 +133,61 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Decoded blobs, least recently used dropped first once over `maxChars`. */
+class BlobRowCache {
+  private readonly map = new Map<string, BlobRow>();
+  private chars = 0;
+
+  constructor(private readonly maxChars: number) {}
+
+  private static size(b: BlobRow): number {
+    return (b.text?.length ?? 0) + (b.ids?.length ?? 0) * 4;
+  }
+
+  get(id: string): BlobRow | undefined {
+    const b = this.map.get(id);
+    if (b) {
+      this.map.delete(id);
+      this.map.set(id, b);
+    }
+    return b;
+  }
+
+  set(b: BlobRow): void {
+    if (this.map.has(b.id)) return;
+    this.map.set(b.id, b);
+    this.chars += BlobRowCache.size(b);
+    for (const [id, old] of this.map) {
+      if (this.chars <= this.maxChars || this.map.size === 1) break;
+      this.map.delete(id);
+      this.chars -= BlobRowCache.size(old);
+    }
+  }
+}
+
 export class Store {
-  private db: lancedb.Connection | null = null;
-  private tables = new Map<TableName, lancedb.Table>();
-  private writers = new Map<TableName, TableWriter>();
+  private db: Lance.Connection | null = null;
+  private tables = new Map<StoredTable, Lance.Table>();
+  private writers = new Map<StoredTable, TableWriter>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
+  /** Reads in progress; a flush waits for them, and reads wait for a flush (store/store.ts `read`). */
+  private reads = 0;
+  private readsDrained: (() => void)[] = [];
   private lanceError: string | null = null;
-  private flushCount = 0;
+  private writesSinceCompact = new Map<StoredTable, number>();
   private closed = false;
+  /** Blobs this process wrote (or found written): not written again. */
+  private readonly blobTexts = new BlobIdCache(4 * 1024 * 1024);
+  private readonly blobIds = new RecentIds();
+  private readonly blobCache: BlobRowCache;
   readonly dir: string;
   private readonly logDir: string;
 
   private constructor(private readonly opts: StoreOptions) {
     this.dir = path.join(opts.dataDir, "store");
     this.logDir = path.join(opts.dataDir, "log");
+    this.blobCache = new BlobRowCache(opts.blobCacheChars ?? 4 * 1024 * 1024);
   }
 
   static async open(opts: StoreOptions): Promise<Store> {
@@ -129,8 +199,11 @@ export class Store {
   private async init(): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true });
     const io = this.opts.io ?? nodeIO;
-    if (this.opts.writes?.length) fs.mkdirSync(this.logDir, { recursive: true });
-    for (const name of this.opts.writes ?? []) {
+    const writes: StoredTable[] = [...new Set(this.opts.writes ?? [])];
+    // Blobs first: they are flushed before the turns that need them.
+    if (writes.includes("turns")) writes.unshift("blobs");
+    if (writes.length) fs.mkdirSync(this.logDir, { recursive: true });
+    for (const name of writes) {
       this.lock(name);
       const w = new TableWriter(name, new TableLog(this.logDir, name, { fsync: this.opts.fsync ?? false, io }));
       const { records, skipped } = w.log.recover();
@@ -155,17 +228,22 @@ export class Store {
     }
   }
 
-  private async connect(): Promise<void> {
-    if (!this.db) this.db = await lancedb.connect(this.dir, { readConsistencyInterval: 0 });
+  private async connect(): Promise<Lance.Connection> {
+    if (!this.db) {
+      const lancedb = await lance();
+      const cache = BigInt(this.opts.lanceCacheBytes ?? 32 * 1024 * 1024);
+      this.db = await lancedb.connect(this.dir, { readConsistencyInterval: 0, session: new lancedb.Session(cache, cache) });
+    }
+    return this.db;
   }
 
-  private async table(name: TableName): Promise<lancedb.Table | null> {
+  /** The table, or null when it does not exist (yet) and this process does not write it. */
+  private async table(name: StoredTable): Promise<Lance.Table | null> {
     const cached = this.tables.get(name);
     if (cached) return cached;
-    await this.connect();
-    const db = this.db!;
+    const db = await this.connect();
     const names = await db.tableNames();
-    let t: lancedb.Table | null = null;
+    let t: Lance.Table | null = null;
     if (names.includes(name)) {
       try {
         t = await db.openTable(name);
@@ -177,12 +255,18 @@ export class Store {
         fs.rmSync(dataset, { recursive: true, force: true });
       }
     }
+    const { arrowSchema, missingColumns } = await import("./schema.js");
+    if (t && this.writers.has(name)) {
+      // A table made by an earlier version: add the (nullable) columns it lacks before writing.
+      const missing = missingColumns(name, new Set((await t.schema()).fields.map((f) => f.name)));
+      if (missing.length) await t.addColumns(missing);
+    }
     if (!t && this.writers.has(name)) t = await db.createEmptyTable(name, arrowSchema(name), { existOk: true });
     if (t) this.tables.set(name, t);
     return t;
   }
 
-  private lock(name: TableName): void {
+  private lock(name: StoredTable): void {
     const file = path.join(this.logDir, name + LOCK_SUFFIX);
     try {
       fs.writeFileSync(file, String(process.pid), { flag: "wx" });
@@ -197,7 +281,7 @@ export class Store {
     fs.writeFileSync(file, String(process.pid));
   }
 
-  private writer(name: TableName): TableWriter {
+  private writer(name: StoredTable): TableWriter {
     const w = this.writers.get(name);
     if (!w) throw new Error(`this process does not write table "${name}"`);
     return w;
@@ -211,10 +295,24 @@ export class Store {
   put<T extends TableName>(name: T, value: Tables[T], opts: { insert?: boolean } = {}): void {
     if (this.closed) throw new Error("store is closed");
     const w = this.writer(name);
-    const row = encodeRow(name, value);
+    let row: Record<string, unknown>;
+    if (name === "turns") {
+      const split = splitTurn(value as Turn, this.blobTexts, this.blobIds);
+      row = encodeRow("turns", split.turn);
+      row.blob_refs = split.refs ? JSON.stringify(split.refs) : null;
+      // The blobs reach the log before the row that needs them, and are flushed before it.
+      const bw = this.writer("blobs");
+      for (const b of split.blobs) this.append(bw, encodeBlob(b), false);
+    } else {
+      row = encodeRow(name, value);
+    }
+    this.append(w, row, opts.insert ?? false);
+  }
+
+  private append(w: TableWriter, row: Record<string, unknown>, insert: boolean): void {
     const id = String(row.id);
     const prev = w.pending.get(id);
-    const entry: PendingRow = { row, gen: ++w.gen, insert: !prev && (opts.insert ?? false), logged: false };
+    const entry: PendingRow = { row, gen: ++w.gen, insert: !prev && insert, logged: false };
     try {
       w.log.append({ op: "put", row });
       entry.logged = true;
@@ -243,22 +341,49 @@ export class Store {
     return this.flushing;
   }
 
+  /**
+   * Runs a read while no flush moves rows: it sees LanceDB and the rows waiting in memory at one
+   * moment, so a row is never missed (nor seen in an older version) because a flush moved it
+   * between the two looks. A waiting flush goes first, then holds new reads back until it is done.
+   */
+  private async read<R>(fn: () => Promise<R>): Promise<R> {
+    while (this.flushing) await this.flushing.catch(() => undefined);
+    this.reads++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.reads === 0) for (const r of this.readsDrained.splice(0)) r();
+    }
+  }
+
   private async flushAll(): Promise<void> {
+    while (this.reads > 0) await new Promise<void>((r) => this.readsDrained.push(r));
+    for (const w of this.writers.values()) this.prepare(w);
+    // Turns put from here on may need blobs that are not in this flush's batch: they wait for the next.
+    const turns = this.writers.get("turns");
+    const cut = turns ? { gen: turns.gen, logEnd: turns.log.end } : null;
     let firstError: unknown = null;
+    let blobsFailed = false;
     for (const w of this.writers.values()) {
+      if (w.name === "turns" && blobsFailed) continue;
       try {
-        await this.flushTable(w);
+        await this.flushTable(w, w.name === "turns" ? cut : null);
       } catch (err) {
+        if (w.name === "blobs") blobsFailed = true;
         firstError ??= err;
       }
     }
-    this.flushCount++;
-    if (!firstError && this.flushCount % 200 === 0) await this.compact().catch(() => undefined);
+    for (const [name, n] of this.writesSinceCompact) {
+      if (n < COMPACT_AFTER_WRITES || firstError) continue;
+      this.writesSinceCompact.set(name, 0);
+      await this.compactTable(name).catch((err: unknown) => this.opts.logger?.warn({ table: name, err: errorText(err) }, "compaction failed"));
+    }
     if (firstError) throw firstError;
   }
 
-  private async flushTable(w: TableWriter): Promise<void> {
-    // Retry rows the log could not take earlier, so they survive a crash from now on.
+  /** Before a flush: log rows the log could not take earlier; take back rows evicted from memory. */
+  private prepare(w: TableWriter): void {
+    // Retried first, so they survive a crash from now on.
     for (const p of w.pending.values()) {
       if (p.logged) continue;
       try {
@@ -278,18 +403,30 @@ export class Store {
         if (!w.pending.has(id)) w.pending.set(id, { row: rec.row, gen: ++w.gen, insert: false, logged: true });
       }
     }
+  }
+
+  /** Writes the waiting rows (those put up to `cut`, if given) to LanceDB, then checkpoints the log. */
+  private async flushTable(w: TableWriter, cut: { gen: number; logEnd: number } | null): Promise<void> {
     if (w.pending.size === 0) return;
-    const logEnd = w.log.end;
-    const batch = [...w.pending.entries()].map(([id, p]) => ({ id, ...p }));
+    const logEnd = cut?.logEnd ?? w.log.end;
+    const batch = [...w.pending.entries()].filter(([, p]) => !cut || p.gen <= cut.gen).map(([id, p]) => ({ id, ...p }));
     try {
       this.opts.beforeLanceWrite?.(w.name);
       const t = await this.table(w.name);
       if (!t) throw new Error(`table ${w.name} unavailable`);
-      const inserts = batch.filter((b) => b.insert).map((b) => b.row);
-      const merges = batch.filter((b) => !b.insert).map((b) => b.row);
-      if (inserts.length) await t.add(inserts);
-      if (merges.length) {
-        await t.mergeInsert("id").whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(merges);
+      for (let at = 0; at < batch.length; at += MAX_WRITE_ROWS) {
+        const part = batch.slice(at, at + MAX_WRITE_ROWS);
+        const inserts = part.filter((b) => b.insert).map((b) => b.row);
+        const merges = part.filter((b) => !b.insert).map((b) => b.row);
+        // Merges first: a failure after them only repeats them (by id); an append is never repeated.
+        if (merges.length) {
+          // A blob's id is its content: one already there needs no update.
+          const merge = t.mergeInsert("id");
+          await (w.name === "blobs" ? merge : merge.whenMatchedUpdateAll()).whenNotMatchedInsertAll().execute(merges);
+        }
+        if (inserts.length) await t.add(inserts);
+        this.writesSinceCompact.set(w.name, (this.writesSinceCompact.get(w.name) ?? 0) + 1);
+        for (const b of part) if (w.pending.get(b.id)?.gen === b.gen) w.pending.delete(b.id);
       }
     } catch (err) {
       this.lanceError = errorText(err);
@@ -299,8 +436,7 @@ export class Store {
     }
     this.lanceError = null;
     w.evicted = false;
-    for (const b of batch) if (w.pending.get(b.id)?.gen === b.gen) w.pending.delete(b.id);
-    // Everything logged before this flush began is now in LanceDB.
+    // Everything logged before the batch was taken is now in LanceDB.
     if (!w.logFailing) {
       try {
         w.log.commit(logEnd);
@@ -314,17 +450,19 @@ export class Store {
 
   /** Compacts LanceDB fragments; keeps recent versions so readers in other processes never break. */
   async compact(): Promise<void> {
-    for (const name of this.writers.keys()) {
-      const t = await this.table(name);
-      await t?.optimize({ cleanupOlderThan: new Date(Date.now() - 10 * 60_000) });
-    }
+    for (const name of this.writers.keys()) await this.compactTable(name);
+  }
+
+  private async compactTable(name: StoredTable): Promise<void> {
+    const t = await this.table(name);
+    await t?.optimize({ cleanupOlderThan: new Date(Date.now() - 10 * 60_000) });
   }
 
   health(): StoreHealth {
     const tables: StoreHealth["tables"] = {};
     let logFailing = false;
     for (const [name, w] of this.writers) {
-      tables[name] = w.health();
+      if (name !== "blobs") tables[name] = w.health();
       logFailing ||= w.logFailing;
     }
     const lastError =
@@ -340,28 +478,33 @@ export class Store {
 
   /** Rows of a table, including this process's rows still on their way to LanceDB. */
   async list<T extends TableName>(name: T, q: QueryOptions<T> = {}): Promise<Tables[T][]> {
-    const byId = new Map<string, Tables[T]>();
-    const t = await this.table(name).catch(() => null);
+    return this.read(() => this.listNow(name, q));
+  }
+
+  private async listNow<T extends TableName>(name: T, q: QueryOptions<T>): Promise<Tables[T][]> {
+    const raw = new Map<string, Record<string, unknown>>();
+    const w = this.writers.get(name);
+    // A table LanceDB cannot open leaves the rows waiting here (the writer keeps serving them).
+    const t = await this.table(name).catch((err: unknown) => {
+      if (!w) throw err;
+      return null;
+    });
     if (t) {
-      const clauses = Object.entries(q.where ?? {}).map(([f, v]) => sqlEq(f, v));
+      const clauses = whereClauses(q.where);
       if (q.sql) clauses.push(`(${q.sql})`);
       let query = t.query();
       if (clauses.length) query = query.where(clauses.join(" AND "));
       // Pending rows may replace stored ones, so fetch a little more than asked when limited.
-      if (q.limit !== undefined && !q.orderBy) query = query.limit(q.limit + this.pendingCount(name));
-      for (const raw of (await query.toArray()) as Record<string, unknown>[]) {
-        const row = decodeRow(name, raw);
-        byId.set(String((row as { id: string }).id), row);
-      }
+      if (q.limit !== undefined && !q.orderBy) query = query.limit(q.limit + (w?.pending.size ?? 0));
+      for (const row of (await query.toArray()) as Record<string, unknown>[]) raw.set(String(row.id), row);
     }
-    const w = this.writers.get(name);
     if (w) {
-      for (const p of w.pending.values()) {
-        const row = decodeRow(name, p.row);
-        if (matches(row as unknown as Record<string, unknown>, q.where)) byId.set(String((row as { id: string }).id), row);
+      for (const [id, p] of w.pending) {
+        if (matches(p.row, q.where)) raw.set(id, p.row);
+        else raw.delete(id);
       }
     }
-    let rows = [...byId.values()];
+    let rows = await this.decode(name, [...raw.values()]);
     if (q.orderBy) {
       const key = q.orderBy;
       const dir = q.descending ? -1 : 1;
@@ -371,24 +514,75 @@ export class Store {
     return rows;
   }
 
+  /** Stored rows → domain objects; turns are put back together from their blobs. */
+  private async decode<T extends TableName>(name: T, rows: Record<string, unknown>[]): Promise<Tables[T][]> {
+    if (name !== "turns") return rows.map((r) => decodeRow(name, r));
+    const refsOf = rows.map((r) => (typeof r.blob_refs === "string" ? (JSON.parse(r.blob_refs) as BlobRefs) : null));
+    const blobs = await this.blobs(refsOf.flatMap((r) => (r ? refIds(r) : [])));
+    return rows.map((r, i) => {
+      const turn = decodeRow("turns", r);
+      const refs = refsOf[i];
+      return (refs ? joinTurn(turn, refs, (id) => blobs.get(id)) : turn) as Tables[T];
+    });
+  }
+
+  /** Blobs by id: from the cache, this process's unflushed rows, then LanceDB. */
+  private async blobs(ids: string[]): Promise<Map<string, BlobRow>> {
+    const out = new Map<string, BlobRow>();
+    const missing = new Set<string>();
+    const w = this.writers.get("blobs");
+    for (const id of ids) {
+      if (out.has(id)) continue;
+      const hit = this.blobCache.get(id);
+      const p = hit ? null : w?.pending.get(id);
+      if (hit) out.set(id, hit);
+      else if (p) out.set(id, decodeBlob(p.row));
+      else missing.add(id);
+    }
+    if (missing.size === 0) return out;
+    const t = await this.table("blobs");
+    if (!t) throw new Error(`the store has no blobs table, but turns refer to ${missing.size} blob(s)`);
+    const want = [...missing];
+    for (let at = 0; at < want.length; at += IN_CHUNK) {
+      const part = want.slice(at, at + IN_CHUNK);
+      const rows = (await t.query().where(`id IN (${part.map(sqlString).join(", ")})`).toArray()) as Record<string, unknown>[];
+      for (const row of rows) {
+        const b = decodeBlob(row);
+        this.blobCache.set(b);
+        out.set(b.id, b);
+      }
+    }
+    return out;
+  }
+
   async get<T extends TableName>(name: T, id: string): Promise<Tables[T] | null> {
     const rows = await this.list(name, { where: { id } as Filter<T>, limit: 1 });
     return rows[0] ?? null;
   }
 
+  /** How many rows match, counting this process's rows still on their way to LanceDB. */
   async count<T extends TableName>(name: T, where?: Filter<T>): Promise<number> {
-    const t = await this.table(name).catch(() => null);
-    const w = this.writers.get(name);
-    if (!w || w.pending.size === 0) {
-      if (!t) return 0;
-      const clauses = Object.entries(where ?? {}).map(([f, v]) => sqlEq(f, v));
-      return t.countRows(clauses.length ? clauses.join(" AND ") : undefined);
-    }
-    return (await this.list(name, { where })).length;
-  }
-
-  private pendingCount(name: TableName): number {
-    return this.writers.get(name)?.pending.size ?? 0;
+    return this.read(async () => {
+      const w = this.writers.get(name);
+      // Unlike `list`, a count cannot say which part it is missing: a table that cannot be read is an error.
+      const t = await this.table(name);
+      const clauses = whereClauses(where);
+      let n = t ? await t.countRows(clauses.length ? clauses.join(" AND ") : undefined) : 0;
+      if (!w || w.pending.size === 0) return n;
+      // A waiting row counts once, as it will be: its stored version (if any) is taken out.
+      const maybeStored: string[] = [];
+      for (const [id, p] of w.pending) {
+        if (!p.insert) maybeStored.push(id);
+        if (matches(p.row, where)) n++;
+      }
+      if (t) {
+        for (let at = 0; at < maybeStored.length; at += IN_CHUNK) {
+          const part = maybeStored.slice(at, at + IN_CHUNK);
+          n -= await t.countRows([...clauses, `id IN (${part.map(sqlString).join(", ")})`].join(" AND "));
+        }
+      }
+      return n;
+    });
   }
 
   /** Flushes what it can and releases the table locks. Rows that could not be flushed stay in the log. */
@@ -410,6 +604,12 @@ export class Store {
   }
 }
 
+function whereClauses(where: Record<string, unknown> | undefined): string[] {
+  return Object.entries(where ?? {})
+    .filter(([, v]) => v !== undefined)
+    .map(([f, v]) => sqlEq(f, v));
+}
+
 function sqlEq(field: string, v: unknown): string {
   const col = columnName(field);
   if (v === null || v === undefined) return `${col} IS NULL`;
@@ -418,11 +618,12 @@ function sqlEq(field: string, v: unknown): string {
   return `${col} = ${sqlString(String(v))}`;
 }
 
+/** Equality filters on a stored row (scalar columns hold the field's value as is). */
 function matches(row: Record<string, unknown>, where?: Record<string, unknown>): boolean {
   if (!where) return true;
   for (const [k, v] of Object.entries(where)) {
     if (v === undefined) continue;
-    if ((row[k] ?? null) !== v) return false;
+    if ((row[columnName(k)] ?? null) !== v) return false;
   }
   return true;
 }

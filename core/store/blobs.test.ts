@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import type { Turn } from "../types.js";
+import { makeTurn } from "../../test/support/rows.js";
+import { BLOB_MIN_CHARS, BlobIdCache, ID_CHUNK, joinTurn, RecentIds, refIds, splitTurn, type BlobRow } from "./blobs.js";
+
+const SYSTEM = "You are a personal assistant running inside OpenClaw. ".repeat(100);
+const TOOLS = Array.from({ length: 6 }, (_, i) => ({ type: "function", function: { name: `tool_${i}`, description: "Reads files. ".repeat(20) } }));
+
+function bigTurn(i: number, over: Partial<Turn> = {}): Turn {
+  return makeTurn(i, {
+    request: {
+      params: { temperature: 0.2, stream: true },
+      messages: [
+        { role: "system", content: SYSTEM },
+        { role: "user", content: `question ${i}` },
+      ],
+      tools: TOOLS,
+    },
+    promptTokenIds: Array.from({ length: ID_CHUNK * 2 + 7 }, (_, k) => (k < ID_CHUNK * 2 ? k : 100_000 + i * 10 + k)),
+    ...over,
+  });
+}
+
+function store() {
+  const rows = new Map<string, BlobRow>();
+  const known = new BlobIdCache();
+  const ids = new RecentIds();
+  return {
+    rows,
+    split(t: Turn) {
+      const s = splitTurn(t, known, ids);
+      for (const b of s.blobs) rows.set(b.id, b);
+      return s;
+    },
+  };
+}
+
+describe("content-addressed turns", () => {
+  it("stores large messages, tools and full chunks of prompt ids once, and puts the turn back exactly", () => {
+    const s = store();
+    const a = s.split(bigTurn(1));
+    // The system prompt, the tool list and two chunks of ids; the short user message stays inline.
+    expect(a.blobs.map((b) => b.kind).sort()).toEqual(["ids", "ids", "json", "json"]);
+    expect(a.refs?.m).toEqual({ "0": expect.stringMatching(/^j-[0-9a-f]{32}$/) });
+    expect(a.turn.request.messages?.[1]).toEqual({ role: "user", content: "question 1" });
+    expect(JSON.stringify(a.turn.request)).not.toContain("OpenClaw");
+    expect(a.turn.promptTokenIds).toHaveLength(7);
+    expect(joinTurn(a.turn, a.refs!, (id) => s.rows.get(id))).toEqual(bigTurn(1));
+    // Same key order as sent, so the JSON is the same text too.
+    expect(JSON.stringify(joinTurn(a.turn, a.refs!, (id) => s.rows.get(id)))).toBe(JSON.stringify(bigTurn(1)));
+
+    // The next call shares everything but its question and the tail of its ids: no new blob.
+    const b = s.split(bigTurn(2));
+    expect(b.blobs).toEqual([]);
+    expect(refIds(b.refs!).sort()).toEqual(refIds(a.refs!).sort());
+    expect(joinTurn(b.turn, b.refs!, (id) => s.rows.get(id))).toEqual(bigTurn(2));
+  });
+
+  it("leaves small turns untouched", () => {
+    const s = store();
+    const t = makeTurn(3);
+    const r = s.split(t);
+    expect(r).toEqual({ turn: t, refs: null, blobs: [] });
+    expect(JSON.stringify(t.request).length).toBeLessThan(BLOB_MIN_CHARS);
+  });
+
+  it("blobs a completions prompt, and keeps ids of a prompt shorter than a chunk inline", () => {
+    const s = store();
+    const t = makeTurn(4, { endpoint: "completions", request: { prompt: "p".repeat(BLOB_MIN_CHARS), params: {} }, promptTokenIds: [1, 2, 3] });
+    const r = s.split(t);
+    expect(r.refs).toEqual({ p: expect.any(String) });
+    expect(r.turn.request.prompt).toBeNull();
+    expect(r.turn.promptTokenIds).toEqual([1, 2, 3]);
+    expect(joinTurn(r.turn, r.refs!, (id) => s.rows.get(id))).toEqual(t);
+  });
+
+  it("names blobs by content: different content, different id; a missing blob is an error, not a hole", () => {
+    const s = store();
+    const a = s.split(bigTurn(1));
+    const b = s.split(bigTurn(1, { request: { ...bigTurn(1).request, messages: [{ role: "system", content: SYSTEM + "!" }] } }));
+    expect(b.refs?.m?.["0"]).not.toBe(a.refs?.m?.["0"]);
+    expect(() => joinTurn(a.turn, a.refs!, () => undefined)).toThrow(/blob .* is missing/);
+  });
+
+  it("writes a blob again once the cache has forgotten it (the store merges it by id)", () => {
+    const known = new BlobIdCache(BLOB_MIN_CHARS * 8);
+    const ids = new RecentIds(1);
+    const first = splitTurn(bigTurn(1), known, ids);
+    // Other large content pushes the system prompt out of the bounded cache.
+    for (let i = 0; i < 20; i++) splitTurn(makeTurn(i, { request: { messages: [{ role: "user", content: `${i}`.repeat(BLOB_MIN_CHARS) }], params: {} } }), known, ids);
+    const again = splitTurn(bigTurn(1), known, ids);
+    expect(again.blobs.map((b) => b.id)).toEqual(expect.arrayContaining([first.refs!.m!["0"]!]));
+  });
+});
