@@ -46,6 +46,8 @@ const { values: args } = parseArgs({
     votes: { type: "string", default: "3" },
     "ctx-size": { type: "string", default: "4096" },
     json: { type: "boolean", default: false },
+    /** Also write the full reports (every case's votes and raw answers) to this file. */
+    out: { type: "string" },
   },
 });
 
@@ -82,7 +84,7 @@ function composed(name: string, rules: (Reward | null)[], ruleHints: (string | n
     const r = rules[i];
     return r === null || r === undefined
       ? m
-      : { ...m, predicted: r, hint: ruleHints[i] ?? null, method: "rules", judgeModel: null, costTokens: 0, costMs: 0, raw: [], error: null };
+      : { ...m, predicted: r, hint: ruleHints[i] ?? null, method: "rules", judgeModel: null, votes: [], costTokens: 0, costMs: 0, raw: [], error: null };
   });
   return { name, report: summarize(name, results, results.reduce((n, r) => n + r.costMs, 0)) };
 }
@@ -102,6 +104,7 @@ function table(rows: Row[], prmMs: number): string {
     "  ms mean",
     "   ms p50",
     "× PRM ms",
+    "valid votes",
     "failed",
   ].join(" │ ");
   const line = "─".repeat(head.length);
@@ -118,6 +121,7 @@ function table(rows: Row[], prmMs: number): string {
       r.cost.meanMs.toFixed(1).padStart(9),
       r.cost.p50Ms.toFixed(1).padStart(9),
       (prmMs > 0 ? (r.cost.meanMs / prmMs).toFixed(3) : "n/a").padStart(8),
+      (r.votes.cast ? `${r.votes.valid}/${r.votes.cast}` : "").padStart(11),
       String(r.failed).padStart(6),
     ].join(" │ "),
   );
@@ -174,6 +178,7 @@ async function main(): Promise<void> {
   }
 
   const prmMs = rows.find((r) => r.name === "prm")?.report.cost.meanMs ?? 0;
+  if (args.out) fs.writeFileSync(args.out, JSON.stringify({ model: path.basename(model), rows }, null, 2) + "\n");
   if (args.json) {
     process.stdout.write(
       JSON.stringify(
@@ -188,7 +193,9 @@ async function main(): Promise<void> {
     `\nJudges on ${path.basename(model)} (embedded engine, ${os.cpus().length} CPUs): ${sample.length} of ${all.length} labeled cases, PRM ${args.votes} votes × ≤${args["max-tokens"]} tokens at T=0.6\n`,
   );
   process.stdout.write(table(rows, prmMs) + "\n");
-  process.stdout.write("P/R: precision/recall; × PRM ms: mean time per judgment relative to the PRM judge's, measured in this run.\n");
+  process.stdout.write(
+    "P/R: precision/recall; × PRM ms: mean time per judgment relative to the PRM judge's, measured in this run; valid votes: answers with a \\boxed{1|-1|0}.\n",
+  );
   process.stdout.write("Label counts in the sample: " + JSON.stringify(countLabels(sample)) + "\n");
 }
 

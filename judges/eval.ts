@@ -15,6 +15,8 @@ export interface CaseResult {
   hint: string | null;
   method: string | null;
   judgeModel: string | null;
+  /** A model judge's votes (null: an answer without a valid \boxed{}). */
+  votes: (Reward | null)[];
   costTokens: number;
   costMs: number;
   raw: string[];
@@ -36,6 +38,8 @@ export interface EvalReport {
   hint: { expected: number; predicted: number; both: number; precision: number | null; recall: number | null };
   cost: { meanTokens: number; meanMs: number; p50Ms: number; p95Ms: number; totalTokens: number; wallMs: number };
   byKind: Record<string, { cases: number; accuracy: number }>;
+  /** Model votes cast and how many were valid answers (0/0 for rules). */
+  votes: { cast: number; valid: number };
   failed: number;
   firstError: string | null;
   results: CaseResult[];
@@ -60,9 +64,9 @@ export async function evaluate(judge: Judge, cases: JudgeCase[], opts: EvalOptio
       const t0 = performance.now();
       try {
         const v = await judge.judge(inputFromCase(c), opts.signal);
-        results[index] = { ...base, predicted: v.score, hint: v.hint, method: v.method, judgeModel: v.judgeModel, costTokens: v.costTokens, costMs: v.costMs, raw: v.raw, error: null };
+        results[index] = { ...base, predicted: v.score, hint: v.hint, method: v.method, judgeModel: v.judgeModel, votes: v.votes, costTokens: v.costTokens, costMs: v.costMs, raw: v.raw, error: null };
       } catch (err) {
-        results[index] = { ...base, predicted: null, hint: null, method: null, judgeModel: null, costTokens: 0, costMs: performance.now() - t0, raw: [], error: err instanceof Error ? err.message : String(err) };
+        results[index] = { ...base, predicted: null, hint: null, method: null, judgeModel: null, votes: [], costTokens: 0, costMs: performance.now() - t0, raw: [], error: err instanceof Error ? err.message : String(err) };
       }
       opts.onResult?.(results[index]!, ++done, cases.length);
     }
@@ -121,6 +125,7 @@ export function summarize(judge: string, results: CaseResult[], wallMs: number):
       wallMs,
     },
     byKind,
+    votes: { cast: results.reduce((n, r) => n + r.votes.length, 0), valid: results.reduce((n, r) => n + r.votes.filter((v) => v !== null).length, 0) },
     failed: failed.length,
     firstError: failed[0]?.error ?? null,
     results,
@@ -141,6 +146,7 @@ export function formatReport(r: EvalReport): string {
     `per label: ${r.confusion.labels.map((l) => `${l > 0 ? "+1" : l}: precision ${pct(r.perLabel[String(l) as "1"].precision)} recall ${pct(r.perLabel[String(l) as "1"].recall)}`).join(" | ")}`,
     `hints: precision ${pct(r.hint.precision)} (${r.hint.both}/${r.hint.predicted}), recall ${pct(r.hint.recall)} (${r.hint.both}/${r.hint.expected})`,
     `by next state: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${pct(v.accuracy)} of ${v.cases}`).join(", ")}`,
+    ...(r.votes.cast ? [`valid answers: ${r.votes.valid}/${r.votes.cast} votes`] : []),
     `cost per judgment: ${r.cost.meanTokens.toFixed(0)} tokens, ${r.cost.meanMs.toFixed(1)} ms mean (p50 ${r.cost.p50Ms.toFixed(1)}, p95 ${r.cost.p95Ms.toFixed(1)}); wall ${(r.cost.wallMs / 1000).toFixed(1)} s`,
   ];
   return lines.join("\n");
