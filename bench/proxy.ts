@@ -22,6 +22,7 @@ import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
+import { inferenceSection } from "./proxy-inference.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -375,6 +376,9 @@ async function main(): Promise<void> {
     }
     console.log(`  RSS < 200 MB after ${N} recorded turns:     proxy ${f(proxyMem!.rss, 0)} MB — ${ok(proxyMem!.rss < 200)}; with the store process ${f(proxyMem!.rss + storeRss, 0)} MB — ${ok(proxyMem!.rss + storeRss < 200)}`);
     if (after.turns - before.turns !== N) console.log(`  WARNING: expected ${N} new turns, the store has ${after.turns - before.turns}`);
+
+    // Session inference: the latency it adds at 10,000 stored turns, on vs off (bench/proxy-inference.ts).
+    await inferenceSection({ upstreamUrl, cli: path.join(ROOT, "bin", "clawloop.js"), turns: N, quick: q });
     agentDirect.destroy();
     agentSidecar.destroy();
   } finally {
