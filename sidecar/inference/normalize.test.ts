@@ -90,7 +90,14 @@ describe("normalizeMessages", () => {
       ]),
     );
     expect(next.keyAt(2)).toBe(withResponse);
-    expect(next.keyAt(1)).toBe(h.key);
     expect(next.key).not.toBe(withResponse);
+    // The prompt alone is the same conversation as the next request up to the user's message.
+    const prefix = new ConversationHash(
+      normalizeMessages([
+        { role: "system", content: "sys" },
+        { role: "user", content: "[Sat 2026-11-21 12:30 UTC] hello" },
+      ]),
+    );
+    expect(prefix.key).toBe(h.key);
   });
 });

@@ -45,6 +45,8 @@ export interface NormMessage {
   /** Tool messages: the call id the client sent, and the tool's name when the client gave one. */
   toolCallId: string | null;
   toolName: string | null;
+  /** The message's own hash, where already known. */
+  digest?: Buffer;
 }
 
 /**
@@ -89,8 +91,11 @@ export function isCompactionSummary(m: NormMessage): boolean {
 const VOLATILE = /\d+|\b(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\b|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\b/g;
 const LEADING_REASONING = /^\s*(?:<think>[\s\S]*?<\/think>|<details type="reasoning"[\s\S]*?<\/details>)\s*/;
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 function collapse(s: string): string {
-  return s.normalize("NFC").replace(/\s+/g, " ").trim();
+  // NFC only changes non-ASCII text, and costs a pass over the whole string (40 KB system prompts).
+  return (NON_ASCII.test(s) ? s.normalize("NFC") : s).replace(/\s+/g, " ").trim();
 }
 
 function digest(s: string): string {
@@ -169,6 +174,25 @@ export function responseMessage(r: Pick<TurnResponse, "content" | "toolCalls">):
   return assistantMessage(r.content ?? "", callsOf({ tool_calls: r.toolCalls }));
 }
 
+/**
+ * System prompts are the largest text a client resends on every call (OpenClaw's is ~40 KB) and
+ * rarely change: the normalized message and its digest are kept for the most recent ones, so a
+ * request pays one string lookup for its system prompt instead of normalizing and hashing it.
+ */
+const systemCache = new Map<string, NormMessage>();
+const SYSTEM_CACHE_SIZE = 32;
+
+function systemMessage(raw: string): NormMessage {
+  const hit = systemCache.get(raw);
+  if (hit) return hit;
+  const text = raw.trim();
+  const m: NormMessage = { role: "system", text, key: collapse(text).replace(VOLATILE, "#"), calls: [], answers: -1, toolCallId: null, toolName: null };
+  m.digest = digestOf(m);
+  systemCache.set(raw, m);
+  if (systemCache.size > SYSTEM_CACHE_SIZE) systemCache.delete(systemCache.keys().next().value!);
+  return m;
+}
+
 /** The messages of a request, normalized; dropped messages (pure decoration) are left out. */
 export function normalizeMessages(messages: readonly ChatMessage[]): NormMessage[] {
   const out: NormMessage[] = [];
@@ -196,18 +220,30 @@ export function normalizeMessages(messages: readonly ChatMessage[]): NormMessage
       toolsSince++;
       const text = raw.trim();
       out.push({ role, text, key: `#${answers} ${collapse(text)}`, calls: [], answers, toolCallId: id, toolName: typeof m.name === "string" ? m.name : null });
+    } else if (role === "system") {
+      out.push(systemMessage(raw));
     } else {
       const text = raw.trim();
-      out.push({ role, text, key: role === "system" ? collapse(text).replace(VOLATILE, "#") : collapse(text), calls: [], answers: -1, toolCallId: null, toolName: null });
+      out.push({ role, text, key: collapse(text), calls: [], answers: -1, toolCallId: null, toolName: null });
     }
   }
   return out;
 }
 
-/** What is hashed for one message. */
+/** What is hashed for one message: its role, compared text and tool calls. */
 function serialize(m: NormMessage): string {
   const calls = m.calls.map((c) => `${c.name}\u0002${c.args}`).join("\u0003");
   return `${m.role}\u0001${m.key}\u0001${calls}\u0000`;
+}
+
+/** A system message's own hash (kept with it, so a cached system prompt is not hashed again). */
+function digestOf(m: NormMessage): Buffer {
+  return createHash("sha256").update(serialize(m)).digest();
+}
+
+/** Feeds one message to a conversation's hash: system messages by their digest, others by their text. */
+function feed(h: Hash, m: NormMessage): Hash {
+  return m.digest ? h.update("\u0004").update(m.digest) : h.update(serialize(m));
 }
 
 /** Hash of a conversation prefix: 128 bits, base64url. */
@@ -218,30 +254,35 @@ export type ConvKey = string;
  * pass over the messages (O(total text)), and `extend` continues from the end without rehashing.
  */
 export class ConversationHash {
-  private readonly keys: ConvKey[] = [];
+  /** Keys of the prefixes ending at an assistant message (the only ones looked up) and of the whole. */
+  private readonly keys = new Map<number, ConvKey>();
   private readonly state: Hash;
+  private readonly last: number;
 
   constructor(messages: readonly NormMessage[]) {
     this.state = createHash("sha256");
-    for (const m of messages) {
-      this.state.update(serialize(m));
-      this.keys.push(finish(this.state.copy()));
-    }
+    this.last = messages.length - 1;
+    messages.forEach((m, i) => {
+      feed(this.state, m);
+      if (m.role === "assistant" || i === this.last) this.keys.set(i, finish(this.state.copy()));
+    });
   }
 
-  /** Hash of messages 0..i (inclusive). */
+  /** Hash of messages 0..i (inclusive); `i` is an assistant message or the last one. */
   keyAt(i: number): ConvKey {
-    return this.keys[i]!;
+    const k = this.keys.get(i);
+    if (k === undefined) throw new Error(`no key kept for message ${i}`);
+    return k;
   }
 
   /** Hash of the whole conversation (an empty one has a key too). */
   get key(): ConvKey {
-    return this.keys.at(-1) ?? finish(createHash("sha256"));
+    return this.keys.get(this.last) ?? finish(createHash("sha256"));
   }
 
   /** Hash of the whole conversation followed by `next` (a turn's prompt + its response). */
   extend(next: NormMessage): ConvKey {
-    return finish(this.state.copy().update(serialize(next)));
+    return finish(feed(this.state.copy(), next));
   }
 }
 

@@ -98,6 +98,8 @@ function lastUserText(messages: readonly ChatMessage[] | undefined): string | nu
 
 export class SideRules {
   private readonly rules: CompiledRule[];
+  /** System-prompt rule results by system text: clients resend the same (large) system prompt. */
+  private readonly systemResults = new Map<string, boolean[]>();
 
   /** Throws on a rule that is not valid (a bad regex, a header rule without a colon). */
   constructor(userRules: readonly SideRule[] = [], builtins = false) {
@@ -122,7 +124,7 @@ export class SideRules {
       if (rule.model && !rule.model.test(input.model)) continue;
       if (rule.systemPrompt) {
         system ??= firstSystemText(messages);
-        if (system === null || !rule.systemPrompt.test(system)) continue;
+        if (system === null || !this.systemMatches(system)[this.rules.indexOf(rule)]) continue;
       }
       if (rule.userPrompt) {
         user ??= lastUserText(messages);
@@ -136,5 +138,15 @@ export class SideRules {
       return rule.name;
     }
     return null;
+  }
+
+  private systemMatches(system: string): boolean[] {
+    let r = this.systemResults.get(system);
+    if (!r) {
+      r = this.rules.map((rule) => rule.systemPrompt?.test(system) ?? false);
+      this.systemResults.set(system, r);
+      if (this.systemResults.size > 32) this.systemResults.delete(this.systemResults.keys().next().value!);
+    }
+    return r;
   }
 }

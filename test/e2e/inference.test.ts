@@ -4,11 +4,12 @@
 // every next state must equal the recording's ground truth.
 import fs from "node:fs";
 import path from "node:path";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { conversationNames, loadConversation } from "../../fixtures/conversations/format.js";
 import type { ScriptedKind } from "../../fixtures/upstream/index.js";
 import { expectGroundTruth, observe, replay, replyFor, send, traceparentOf } from "./inference-helpers.js";
-import { removeTmpDirs, rig, startSidecarFor, tagged, type Rig } from "./sidecar-helpers.js";
+import { removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, type Rig } from "./sidecar-helpers.js";
 
 const rigs: Rig[] = [];
 async function open(...args: Parameters<typeof rig>): Promise<Rig> {
@@ -148,13 +149,13 @@ describe("housekeeping calls", () => {
 describe("failures", () => {
   it("starts and infers from memory when the index cannot be written, and says so", async () => {
     const fx = loadConversation("rewritten-ids");
-    const r = await open({ kind: "clawloop", reply: replyFor(fx) }, {}, { dataDir: (() => {
-      const d = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? "/tmp"), "clawloop-inference-blocked-"));
-      fs.writeFileSync(path.join(d, "inference"), "not a directory");
-      return d;
-    })() });
+    const dataDir = tmpDir();
+    fs.writeFileSync(path.join(dataDir, "inference"), "not a directory");
+    const lines: string[] = [];
+    const logger = pino({ level: "error" }, { write: (l: string) => void lines.push(l) });
+    const r = await open({ kind: "clawloop", reply: replyFor(fx) }, {}, { dataDir, logger });
+    expect(lines.join("")).toMatch(/session inference: cannot read or create its index; continuing in memory/);
     await replay(r.sc.url, fx);
     expectGroundTruth(fx, await observe(r.sc.store, fx));
-    fs.rmSync(r.dataDir, { recursive: true, force: true });
   });
 });
