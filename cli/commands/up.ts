@@ -14,7 +14,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
-import { createLogger, dataPaths, type Config, type ConfigOverrides, type Logger } from "../../core/index.js";
+import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgment, type Logger } from "../../core/index.js";
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
 import { ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
@@ -110,12 +110,21 @@ class TrainerProcess {
     private readonly args: string[],
     private readonly log: Logger,
     private readonly onPid: (pid: number | null) => void,
+    private readonly command: string[] = selfCommand(),
+    /** A file for the trainer's output; null: this process's stdout and stderr. */
+    private readonly outputFile: string | null = null,
   ) {}
 
   start(): void {
-    const [cmd, ...rest] = selfCommand();
+    const [cmd, ...rest] = this.command;
     const startedAt = Date.now();
-    const child = spawn(cmd!, [...rest, "train", ...this.args], { stdio: ["ignore", "inherit", "inherit"], env: process.env });
+    let out: number | "inherit" = "inherit";
+    if (this.outputFile) {
+      fs.mkdirSync(path.dirname(this.outputFile), { recursive: true });
+      out = fs.openSync(this.outputFile, "a");
+    }
+    const child = spawn(cmd!, [...rest, "train", ...this.args], { stdio: ["ignore", out, out], env: process.env });
+    if (typeof out === "number") fs.closeSync(out);
     this.child = child;
     this.onPid(child.pid ?? null);
     this.exited = new Promise((resolve) => {
@@ -162,6 +171,144 @@ function port(v: string): string {
   return v;
 }
 
+export interface LoopsOptions {
+  /** Serve `serve.model` with the embedded engine; false: the user's server at `sidecar.upstream`. */
+  embedded: boolean;
+  log: Logger;
+  /** The logger of each loop run in this process (default: a JSON logger on stdout at `logLevel`). */
+  logger?: (loop: "serve" | "sidecar" | "judge") => Logger;
+  /** Passed on to `clawloop train` (e.g. `--config FILE`, `--log-level L`). */
+  trainerArgs?: string[];
+  /** The command that runs the clawloop CLI, for the trainer child (default: this process's own). */
+  cliCommand?: string[];
+  /** A file for the trainer child's output (default: this process's stdout and stderr). */
+  trainerOutput?: string | null;
+  /** Called after each judgment is written. */
+  onJudged?: (j: Judgment) => void;
+}
+
+/**
+ * The four loops of `clawloop up`, started and stopped in order. `stop()` works on whatever has
+ * started, so it can run from a signal handler while `start()` is still under way. Used by `up`
+ * and `demo`.
+ */
+export class Loops {
+  config: Config;
+  engine: RunningServer | null = null;
+  sidecar: HotloadSidecarHandle | null = null;
+  judge: JudgeLoop | null = null;
+  trainer: TrainerProcess | null = null;
+  up: UpFile | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    config: Config,
+    private readonly opts: LoopsOptions,
+  ) {
+    this.config = config;
+  }
+
+  private logger(loop: "serve" | "sidecar" | "judge"): Logger {
+    return this.opts.logger?.(loop) ?? createLogger(loop, this.config.logLevel);
+  }
+
+  async start(): Promise<this> {
+    const log = this.opts.log;
+    let config = this.config;
+    // Which model server, and which base to train.
+    if (!this.opts.embedded && !config.sidecar.upstream) {
+      throw new Error("nothing to serve: pass --model smollm2 (or a .gguf) for the embedded engine, or --upstream URL for your own model server");
+    }
+    let modelPath: string | null = null;
+    if (this.opts.embedded) {
+      modelPath = await ensureModel(config.serve.model!, { dataDir: config.dataDir, logger: log });
+    } else if (!config.train.model) {
+      throw new Error(
+        `the trainer needs the base model that ${config.sidecar.upstream} serves: set train.model (a .gguf file or a Hugging Face folder) in ${dataPaths(config.dataDir).config} or CLAWLOOP_TRAIN_MODEL`,
+      );
+    }
+    try {
+      if (this.opts.embedded) {
+        this.engine = await startServer({
+          model: modelPath!,
+          servedModelName: modelPath === path.resolve(config.serve.model!) ? null : config.serve.model,
+          host: config.serve.host,
+          port: config.serve.port,
+          contextSize: config.serve.contextSize,
+          parallel: config.serve.parallel,
+          threads: config.serve.threads,
+          logger: this.logger("serve"),
+        });
+        config = {
+          ...config,
+          sidecar: { ...config.sidecar, upstream: this.engine.url, upstreamKind: "clawloop" },
+          train: { ...config.train, model: config.train.model ?? modelPath },
+        };
+        this.config = config;
+      }
+      this.sidecar = await startHotloadingSidecar(config, { logger: this.logger("sidecar") });
+      this.judge = await startJudgeLoop(config, { logger: this.logger("judge"), ...(this.opts.onJudged ? { onJudged: this.opts.onJudged } : {}) });
+      const trainArgs = ["--data", config.dataDir, "--model", config.train.model!, ...(this.opts.trainerArgs ?? [])];
+      this.trainer = new TrainerProcess(
+        trainArgs,
+        log,
+        (pid) => {
+          if (!this.up) return;
+          this.up.trainerPid = pid;
+          writeJsonAtomic(upFile(config.dataDir), this.up);
+        },
+        this.opts.cliCommand ?? selfCommand(),
+        this.opts.trainerOutput ?? null,
+      );
+      this.up = {
+        pid: process.pid,
+        sidecar: this.sidecar.url,
+        engine: this.engine?.url ?? null,
+        upstream: config.sidecar.upstream!,
+        model: config.train.model,
+        trainerPid: null,
+        startedAt: new Date().toISOString(),
+      };
+      writeJsonAtomic(upFile(config.dataDir), this.up);
+      this.trainer.start();
+      process.once("exit", () => this.trainer?.killNow());
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    return this;
+  }
+
+  /** Stops the trainer and the judge (they finish the step and the judgments in progress); serving goes on. */
+  async stopLearning(): Promise<void> {
+    const log = this.opts.log;
+    await Promise.all([
+      this.trainer?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the trainer")),
+      this.judge?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the judge")),
+    ]);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.stopAll();
+    return this.stopping;
+  }
+
+  private async stopAll(): Promise<void> {
+    const log = this.opts.log;
+    log.info("stopping");
+    // Calls first (the sidecar drains what is in flight), then the loops behind it, then the engine.
+    await this.sidecar?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the sidecar"));
+    await this.stopLearning();
+    await this.engine?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the engine"));
+    try {
+      if (this.up && readUpFile(this.config.dataDir)?.pid === process.pid) fs.rmSync(upFile(this.config.dataDir), { force: true });
+    } catch {
+      // best effort
+    }
+    log.info("stopped");
+  }
+}
+
 export function register(program: Command): void {
   withCommonOptions(
     program
@@ -183,95 +330,23 @@ export function register(program: Command): void {
     const serve: NonNullable<ConfigOverrides["serve"]> = {};
     if (flags.model) serve.model = flags.model;
     if (flags.enginePort !== undefined) serve.port = Number(flags.enginePort);
-    let config = configFrom(flags, { sidecar, serve });
+    const config = configFrom(flags, { sidecar, serve });
     const log = createLogger("up", config.logLevel);
-
-    // Which model server, and which base to train.
     const embedded = flags.model !== undefined || (!config.sidecar.upstream && config.serve.model !== null);
-    if (!embedded && !config.sidecar.upstream) {
-      throw new Error("nothing to serve: pass --model smollm2 (or a .gguf) for the embedded engine, or --upstream URL for your own model server");
-    }
-    let modelPath: string | null = null;
-    if (embedded) {
-      modelPath = await ensureModel(config.serve.model!, { dataDir: config.dataDir, logger: log });
-    } else if (!config.train.model) {
-      throw new Error(
-        `the trainer needs the base model that ${config.sidecar.upstream} serves: set train.model (a .gguf file or a Hugging Face folder) in ${dataPaths(config.dataDir).config} or CLAWLOOP_TRAIN_MODEL`,
-      );
-    }
-
-    let engine: RunningServer | null = null;
-    let sc: HotloadSidecarHandle | null = null;
-    let judge: JudgeLoop | null = null;
-    let trainer: TrainerProcess | null = null;
-    let up: UpFile | null = null;
-    const stop = async () => {
-      log.info("stopping");
-      // Calls first (the sidecar drains what is in flight), then the loops behind it, then the engine.
-      await sc?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the sidecar"));
-      await Promise.all([
-        trainer?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the trainer")),
-        judge?.stop().catch((err: unknown) => log.error({ err: String(err) }, "stopping the judge")),
-      ]);
-      await engine?.close().catch((err: unknown) => log.error({ err: String(err) }, "closing the engine"));
-      try {
-        if (up && readUpFile(config.dataDir)?.pid === process.pid) fs.rmSync(upFile(config.dataDir), { force: true });
-      } catch {
-        // best effort
-      }
-      log.info("stopped");
-    };
-    onShutdown(stop);
-    try {
-      if (embedded) {
-        engine = await startServer({
-          model: modelPath!,
-          servedModelName: modelPath === path.resolve(config.serve.model!) ? null : config.serve.model,
-          host: config.serve.host,
-          port: config.serve.port,
-          contextSize: config.serve.contextSize,
-          parallel: config.serve.parallel,
-          threads: config.serve.threads,
-          logger: createLogger("serve", config.logLevel),
-        });
-        config = {
-          ...config,
-          sidecar: { ...config.sidecar, upstream: engine.url, upstreamKind: "clawloop" },
-          train: { ...config.train, model: config.train.model ?? modelPath },
-        };
-      }
-      sc = await startHotloadingSidecar(config, { logger: createLogger("sidecar", config.logLevel) });
-      judge = await startJudgeLoop(config, { logger: createLogger("judge", config.logLevel) });
-      const trainArgs = ["--data", config.dataDir, "--model", config.train.model!];
-      if (flags.config) trainArgs.push("--config", flags.config);
-      if (flags.logLevel) trainArgs.push("--log-level", flags.logLevel);
-      trainer = new TrainerProcess(trainArgs, log, (pid) => {
-        if (!up) return;
-        up.trainerPid = pid;
-        writeJsonAtomic(upFile(config.dataDir), up);
-      });
-      up = {
-        pid: process.pid,
-        sidecar: sc.url,
-        engine: engine?.url ?? null,
-        upstream: config.sidecar.upstream!,
-        model: config.train.model,
-        trainerPid: null,
-        startedAt: new Date().toISOString(),
-      };
-      writeJsonAtomic(upFile(config.dataDir), up);
-      trainer.start();
-      process.once("exit", () => trainer?.killNow());
-    } catch (err) {
-      await stop();
-      throw err;
-    }
+    const trainerArgs: string[] = [];
+    if (flags.config) trainerArgs.push("--config", flags.config);
+    if (flags.logLevel) trainerArgs.push("--log-level", flags.logLevel);
+    const loops = new Loops(config, { embedded, log, trainerArgs });
+    onShutdown(() => loops.stop());
+    await loops.start();
+    const { engine, trainer } = loops;
+    const sc = loops.sidecar!;
     const lines = [
       `clawloop up (data ${dataPaths(config.dataDir).root})`,
-      engine ? `  serve    embedded engine: ${engine.engine.name} on ${engine.url}/v1` : `  serve    your model server: ${config.sidecar.upstream}`,
+      engine ? `  serve    embedded engine: ${engine.engine.name} on ${engine.url}/v1` : `  serve    your model server: ${loops.config.sidecar.upstream}`,
       `  collect  sidecar: ${sc.url}/v1  ← point your agent (OpenAI-compatible) here`,
       `  judge    ${config.judge.method}${config.judge.rulesFirst ? " (rules first)" : ""}, in this process`,
-      `  train    ${config.train.mode} on ${config.train.model}, in process ${trainer.pid ?? "?"}; adapter versions in ${dataPaths(config.dataDir, config.adapters.dir).adapters}`,
+      `  train    ${config.train.mode} on ${loops.config.train.model}, in process ${trainer!.pid ?? "?"}; adapter versions in ${dataPaths(config.dataDir, config.adapters.dir).adapters}`,
       `  dashboard ${dashboardLink(sc.url, sc.token)}`,
       "",
     ];
