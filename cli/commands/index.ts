@@ -10,9 +10,10 @@ import { register as train } from "./train.js";
 import { register as serve } from "./serve.js";
 import { register as fetchModel } from "./fetch-model.js";
 import { register as up } from "./up.js";
+import { register as demo } from "./demo.js";
 import { register as status } from "./status.js";
 import { register as adapters } from "./adapters.js";
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [up, status, adapters, sidecar, judge, train, exportCommand, openclaw, score, serve, fetchModel, dashboard];
+export const commands: Register[] = [up, demo, status, adapters, sidecar, judge, train, exportCommand, openclaw, score, serve, fetchModel, dashboard];
