@@ -66,10 +66,8 @@ export class SessionInference implements Placer {
   private readonly enabled: boolean;
   /** Calls placed but not finished yet (bounded: a call that never finishes is forgotten). */
   private readonly pending = new Lru<string, Promise<Pending | null>>(10_000);
-  private readonly counts: Record<InferenceOutcome, number> = { continued: 0, sibling: 0, diverged: 0, new: 0, side: 0, not_inferred: 0 };
   private readonly outcomes: Counter<"outcome"> | null;
   private readonly states: Counter<"kind"> | null;
-  private nextStatesRecorded = 0;
 
   private constructor(
     private readonly opts: SessionInferenceOptions,
@@ -104,10 +102,6 @@ export class SessionInference implements Placer {
       ? await TurnIndex.open(opts.dataDir ? path.join(opts.dataDir, "inference") : null, opts.config.inferIndexSize, opts.logger)
       : null;
     return new SessionInference(opts, index);
-  }
-
-  stats(): { enabled: boolean; indexed: number; outcomes: Record<InferenceOutcome, number>; nextStates: number } {
-    return { enabled: this.enabled, indexed: this.index?.size ?? 0, outcomes: { ...this.counts }, nextStates: this.nextStatesRecorded };
   }
 
   place(input: PlacementInput): Placement | Promise<Placement> {
@@ -161,7 +155,6 @@ export class SessionInference implements Placer {
   // -------------------------------------------------------------------------------------------
 
   private count(outcome: InferenceOutcome): void {
-    this.counts[outcome]++;
     this.outcomes?.inc({ outcome });
   }
 
@@ -227,7 +220,6 @@ export class SessionInference implements Placer {
       for (const s of states) {
         try {
           await this.opts.sink.add(s);
-          this.nextStatesRecorded++;
           this.states?.inc({ kind: s.kind });
         } catch (err) {
           this.opts.logger.warn({ err: String(err), event: s.id, turnId: parent.turnId }, "could not record an inferred next state");

@@ -22,6 +22,11 @@ afterEach(async () => {
   removeTmpDirs();
 });
 
+async function outcomes(r: Rig): Promise<Record<string, number>> {
+  const text = await (await fetch(`${r.sc.url}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^clawloop_sidecar_inferred_calls_total\{outcome="(\w+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
 /** Each recording goes through a different server dialect (their streams are assembled differently). */
 const KIND: Record<string, ScriptedKind> = {
   openclaw: "vllm",
@@ -42,6 +47,11 @@ describe("replayed conversations: sessions, turn order and next states equal the
       const r = await open({ kind: KIND[name] ?? "vllm", reply: replyFor(fx) });
       await replay(r.sc.url, fx);
       expectGroundTruth(fx, await observe(r.sc.store, fx));
+      // How each call was placed, as /metrics reports it: one per call, none left out.
+      const placed = await outcomes(r);
+      expect(Object.values(placed).reduce((a, b) => a + b, 0)).toBe(fx.calls.length);
+      expect(placed.side ?? 0).toBe(fx.calls.filter((c) => c.expect.turnType === "side").length);
+      if (name === "compaction") expect(placed.diverged).toBe(1);
     });
   }
 });
