@@ -33,6 +33,13 @@ describe("SideRules", () => {
     expect(on.match(input([{ role: "system", content: "You are a context summarization assistant. Your task is to read a conversation" }, { role: "user", content: "..." }]))).toBe(
       "OpenClaw: compaction summary",
     );
+    expect(
+      on.match(
+        input([
+          { role: "user", content: "[Sat 2026-11-21 10:00 UTC] Follow the heartbeat monitor scratch context when provided. Recurring tasks are automations. If nothing needs attention, reply NO_REPLY." },
+        ]),
+      ),
+    ).toBe("OpenClaw: heartbeat");
     expect(on.match(input([{ role: "user", content: "Generate a concise, 3-5 word title for my essay about bread" }]))).toBeNull();
     expect(new SideRules([], false).match(input([{ role: "user", content: OPEN_WEBUI_TITLE }]))).toBeNull();
   });

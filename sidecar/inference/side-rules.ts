@@ -21,7 +21,7 @@ export interface NamedSideRule extends Partial<SideRule> {
  * `backend/open_webui/config.py` (DEFAULT_*_PROMPT_TEMPLATE; sent as the only user message, or as
  * the system message for tool selection) and OpenClaw 2026.9.6 (`hooks/llm-slug-generator.ts`, the
  * conversation-label generator's system prompt, compaction's SUMMARIZATION_SYSTEM_PROMPT, the
- * memory-flush prompt) and Aider (`aider/prompts.py`: `summarize`, `commit_system`).
+ * default HEARTBEAT_PROMPT, the memory-flush prompt) and Aider (`aider/prompts.py`: `summarize`, `commit_system`).
  */
 export const BUILTIN_SIDE_RULES: readonly NamedSideRule[] = [
   { name: "Open WebUI: title generation", userPrompt: "^### Task:\\s*Generate a concise, 3-5 word title" },
@@ -37,6 +37,7 @@ export const BUILTIN_SIDE_RULES: readonly NamedSideRule[] = [
   { name: "OpenClaw: session-memory filename slug", userPrompt: "Based on this conversation, generate a short 1-2 word filename slug" },
   { name: "OpenClaw: session title / conversation label", systemPrompt: "You are labeling the supplied message, not participating in its conversation" },
   { name: "OpenClaw: compaction summary", systemPrompt: "^You are a context summarization assistant\\." },
+  { name: "OpenClaw: heartbeat", userPrompt: "^Follow the heartbeat monitor scratch context when provided\\." },
   { name: "OpenClaw: pre-compaction memory flush", userPrompt: "Save important context from this session to the daily memory file\\.\\s*STRICT RULES:" },
   { name: "Aider: chat history summary", systemPrompt: "^\\*Briefly\\* summarize this partial conversation about programming" },
   { name: "Aider: commit message", systemPrompt: "^You are an expert software engineer\\.\\s*Review the provided context and diffs which are about to be committed" },
