@@ -72,9 +72,9 @@ export const CLIENT_DECORATIONS: { client: string; what: string; pattern: RegExp
 ];
 
 /**
- * Messages that stand for a summarized history. A request that continues a known turn but adds one
- * of these after it was compacted by the client: it starts a new session, and the summary is not
- * recorded as the user's reply.
+ * Messages that stand for a summarized history. A request whose messages after a known turn include
+ * one of these was compacted by the client: it starts a new session, and the summary is never
+ * recorded as the user's reply to that turn.
  */
 export const COMPACTION_MARKERS: { client: string; pattern: RegExp }[] = [
   { client: "OpenClaw", pattern: /^The conversation history before this point was compacted into the following summary:/ },
