@@ -9,7 +9,7 @@
 //
 //   npm run build && npm run bench:learn                        (every persona × rl, opd, combined × 64)
 //   node dist/bench/learn.js --personas concise --modes combined --interactions 64
-//   node dist/bench/learn.js --eval-every 2 --json               (measure every other version)
+//   node dist/bench/learn.js --eval-every 1 --json               (measure every version; default: every other)
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,7 +24,7 @@ const { values: args } = parseArgs({
     personas: { type: "string" },
     modes: { type: "string", default: "rl,opd,combined" },
     interactions: { type: "string", default: "64" },
-    "eval-every": { type: "string", default: "1" },
+    "eval-every": { type: "string", default: "2" },
     seed: { type: "string", default: "1" },
     model: { type: "string", default: "smollm2" },
     /** Where the runs' data goes (default: a new folder under the system's temp dir). */

@@ -4,7 +4,7 @@
 // - judge.method "rules": the simulated user's replies are plain corrections and thanks, which
 //   the rules read exactly (and turn into hints: "too long — two sentences at most" → "Answer in
 //   at most two sentences."); a 135M model as PRM judge is close to chance (npm run bench:judge).
-// - train: small, frequent steps (batchSize 4, or whatever is ready after 30 s) at a high
+// - train: small, frequent steps (batchSize 4, or whatever is ready after 90 s) at a high
 //   learning rate for a rank-8 adapter: a demo has tens of interactions, not weeks of use (the
 //   default 5e-5 is for a loop that steps for days).
 // - serve: 4 parallel sequences; the engine's sampling temperature is the persona's.
@@ -16,7 +16,7 @@ export const DEMO_SETTINGS: ConfigOverrides = {
   judge: { method: "rules", pollMs: 250, settleMs: 1000 },
   train: {
     batchSize: 4,
-    maxWaitSec: 30,
+    maxWaitSec: 90,
     pollMs: 500,
     lr: 5e-4,
     rank: 8,

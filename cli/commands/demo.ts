@@ -44,8 +44,18 @@ function fileLogger(name: string, file: string, level: string) {
   return pino({ name, level, base: { loop: name }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: file, mkdir: true, sync: false }));
 }
 
+/** Loops still running in this process: stopped in order on SIGINT/SIGTERM (bench:learn runs several, one after another). */
+const running = new Set<Loops>();
+let shutdownHooked = false;
+
 /** Starts the four loops the way `clawloop up` does, with their logs in the run's `logs/`. */
 export function loopsStarter(opts: { cliCommand?: string[] } = {}): StartLoops {
+  if (!shutdownHooked) {
+    shutdownHooked = true;
+    onShutdown(async () => {
+      for (const l of running) await l.stop();
+    });
+  }
   return async (config: Config, hooks) => {
     const logs = path.dirname(hooks.trainerLog);
     const log = fileLogger("demo", path.join(logs, "loops.log"), config.logLevel);
@@ -58,15 +68,23 @@ export function loopsStarter(opts: { cliCommand?: string[] } = {}): StartLoops {
       onJudged: hooks.onJudged,
       ...(opts.cliCommand ? { cliCommand: opts.cliCommand } : {}),
     });
-    onShutdown(() => loops.stop());
-    await loops.start();
-    const running: RunningLoops = {
+    running.add(loops);
+    try {
+      await loops.start();
+    } catch (err) {
+      running.delete(loops);
+      throw err;
+    }
+    const handle: RunningLoops = {
       sidecarUrl: loops.sidecar!.url,
       engineUrl: loops.engine!.url,
       stopLearning: () => loops.stopLearning(),
-      stop: () => loops.stop(),
+      stop: async () => {
+        await loops.stop();
+        running.delete(loops);
+      },
     };
-    return running;
+    return handle;
   };
 }
 
