@@ -33,7 +33,8 @@ function tmp(): string {
 }
 
 beforeAll(async () => {
-  server = await startServer({ model: MODEL, port: 0, contextSize: 512, parallel: 2, servedModelName: SERVED });
+  // parallel 3: two streaming clients, and a sequence free for the post-load check (it waits in line otherwise).
+  server = await startServer({ model: MODEL, port: 0, contextSize: 512, parallel: 3, servedModelName: SERVED });
   model = await loadModel(MODEL);
   engine = await Engine.create({ model, lora: { rank: 8, alpha: 16, targets: ["q", "k"] }, threads: 2, maxTokens: 256 });
   const c = model.weights.config;
