@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyStrip, injectFields, planCapture } from "./capture.js";
+import { applyStrip, injectFields, injectFieldsRaw, planCapture } from "./capture.js";
 import { ResponseAssembler } from "./assembler.js";
 
 describe("injectFields", () => {
@@ -10,6 +10,16 @@ describe("injectFields", () => {
     expect(JSON.parse(out)).toMatchObject({ logprobs: true, top_logprobs: 0, model: "m" });
     expect(injectFields("{}", { a: 1 })).toBe('{"a":1}');
     expect(injectFields(" { } ", { a: 1 })).toBe(' { "a":1} ');
+  });
+
+  it("does the same on the body's bytes, multi-byte text included", () => {
+    const add = { logprobs: true, top_logprobs: 0 };
+    for (const body of ['{ "model" : "m",\n  "temperature": 1.0 }  ', "{}", " { } ", '{"messages":[{"role":"user","content":"héllo 🦀 }"}]}\n']) {
+      expect(injectFieldsRaw(Buffer.from(body), add).toString("utf8")).toBe(injectFields(body, add));
+    }
+    const raw = Buffer.from('{"a":1}');
+    expect(injectFieldsRaw(raw, {})).toBe(raw);
+    expect(() => injectFieldsRaw(Buffer.from("[1]"), add)).toThrow(/not a JSON object/);
   });
 });
 

@@ -150,6 +150,29 @@ export function injectFields(text: string, add: Obj): string {
   return `${text.slice(0, close)}${sep}${extra}${text.slice(close)}`;
 }
 
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * `injectFields` on the body's bytes: the added fields go in before the closing brace, and the rest
+ * is copied as it is (no decoding and re-encoding of what may be ~40 KB of prompt).
+ */
+export function injectFieldsRaw(raw: Buffer, add: Obj): Buffer {
+  const keys = Object.keys(add);
+  if (keys.length === 0) return raw;
+  const close = raw.lastIndexOf(0x7d);
+  const open = raw.indexOf(0x7b);
+  if (close < 0 || open < 0 || open > close) throw new Error("not a JSON object");
+  let empty = true;
+  for (let i = close - 1; i > open; i--) {
+    if (!WHITESPACE.has(raw[i]!)) {
+      empty = false;
+      break;
+    }
+  }
+  const extra = keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(add[k])}`).join(",");
+  return Buffer.concat([raw.subarray(0, close), Buffer.from(empty ? extra : `,${extra}`, "utf8"), raw.subarray(close)]);
+}
+
 export interface StripResult {
   changed: boolean;
   /** The chunk existed only because of what was added: do not forward it. */

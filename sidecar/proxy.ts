@@ -14,12 +14,12 @@ import { randomUUID } from "node:crypto";
 import zlib from "node:zlib";
 import type { Config, Logger, TurnRequest, TurnStatus } from "../core/index.js";
 import { ResponseAssembler, errorText } from "./assembler.js";
-import { applyStrip, injectFields, planCapture, type StripSpec } from "./capture.js";
+import { applyStrip, injectFieldsRaw, planCapture, type StripSpec } from "./capture.js";
 import type { EndpointLabel, SidecarMetrics } from "./metrics.js";
 import type { Placer, Placement } from "./placement.js";
 import type { Recorder, Ticket } from "./recorder.js";
 import type { SessionBook } from "./sessions.js";
-import { DONE, SseSplitter, parseEvent, replaceData } from "./sse.js";
+import { DONE, SseSplitter, isDone, parseEvent, replaceData } from "./sse.js";
 import type { Route, Switchboard } from "./switchboard.js";
 import { OPENCLAW_RL_BODY_KEYS, readTags, type Tags } from "./tagging.js";
 import { turnRequest } from "./turns.js";
@@ -321,7 +321,7 @@ export class Proxy {
         if (route.model !== model) copy.model = route.model;
         forward = Buffer.from(JSON.stringify({ ...copy, ...plan.add }), "utf8");
       } else if (Object.keys(plan.add).length) {
-        forward = Buffer.from(injectFields(text, plan.add), "utf8");
+        forward = injectFieldsRaw(raw, plan.add);
       }
     }
 
@@ -509,8 +509,13 @@ export class Proxy {
     res.end();
   }
 
-  /** A streamed answer: event by event, logged before the client sees `[DONE]`. */
-  private async relaySse(upRes: IncomingMessage, res: ServerResponse, call: Call, strip: StripSpec | null): Promise<void> {
+  /**
+   * A streamed answer: each upstream chunk goes to the client as it arrives, and the turn is logged
+   * before the client sees `[DONE]`. With nothing to take out, a chunk is written first and read
+   * after (the assembler's JSON parsing is off the client's path); with capture fields to take out,
+   * its events are rewritten before it is written.
+   */
+  private relaySse(upRes: IncomingMessage, res: ServerResponse, call: Call, strip: StripSpec | null): Promise<void> {
     const encoded = String(upRes.headers["content-encoding"] ?? "identity") !== "identity";
     if (encoded) strip = null;
     res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, clientHeaders(upRes.rawHeaders, strip ? ["content-length"] : []));
@@ -524,44 +529,104 @@ export class Proxy {
       });
       decoder.on("error", () => undefined);
     }
-    try {
-      for await (const chunk of upRes as AsyncIterable<Buffer>) {
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      // Reasons the upstream is paused: a full client socket, or a turn being logged.
+      let holds = 0;
+      const hold = () => {
+        if (holds++ === 0) upRes.pause();
+      };
+      const release = () => {
+        if (--holds === 0 && !settled) upRes.resume();
+      };
+      const write = (buf: Buffer) => {
+        if (buf.length === 0 || res.destroyed || res.write(buf)) return;
+        hold();
+        void drained(res).then(release);
+      };
+      const settle = () => {
+        settled = true;
+        upRes.off("data", onData);
+        resolve();
+      };
+      const onData = (chunk: Buffer) => {
+        try {
+          relayChunk(chunk);
+        } catch (err) {
+          // A bug here must cost this call only, never the process.
+          this.deps.logger.error({ err: String(err), turnId: call.turnId }, "relay failure");
+          settle();
+          res.destroy();
+          upRes.destroy();
+        }
+      };
+      const relayChunk = (chunk: Buffer) => {
+        if (settled) return;
         if (call.ttfb === null) call.ttfb = performance.now() - call.t0;
-        let out: Buffer = chunk;
-        let terminal = false;
         if (decoder) {
           decoder.write(chunk);
-        } else if (strip) {
+          write(chunk);
+          return;
+        }
+        const events = splitter.push(chunk);
+        let out = chunk;
+        let terminal = false;
+        if (strip) {
           const parts: Buffer[] = [];
-          for (const ev of splitter.push(chunk)) {
+          for (const ev of events) {
             const r = this.readEvent(ev, call, strip);
             terminal ||= r.done;
             if (r.out) parts.push(r.out);
           }
           out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
         } else {
-          for (const ev of splitter.push(chunk)) terminal = this.readEvent(ev, call, null).done || terminal;
+          terminal = events.some(isDone);
+          if (!terminal) {
+            write(chunk);
+            for (const ev of events) this.readEvent(ev, call, null);
+            return;
+          }
+          for (const ev of events) this.readEvent(ev, call, null);
         }
-        if (terminal) await this.finish(call, "ok");
-        if (out.length && !res.write(out)) await drained(res);
-        if (res.destroyed) return;
-      }
-    } catch (err) {
-      if (call.clientGone) return;
-      await this.finish(call, "upstream_cut", `upstream stream cut: ${(err as Error).message}`);
-      await flushed();
-      res.destroy();
-      return;
-    }
-    if (decoder) await new Promise<void>((r) => decoder.end(r));
-    const rest = splitter.rest();
-    if (rest && !decoder) {
-      // A last event without its blank line: pass it on as it came.
-      this.readEvent(rest, call, null);
-      res.write(rest);
-    }
-    await this.finish(call, "ok");
-    res.end();
+        if (!terminal) {
+          write(out);
+          return;
+        }
+        // The turn is in the log before the client sees the end of the stream.
+        hold();
+        void this.finish(call, "ok").then(() => {
+          write(out);
+          release();
+        });
+      };
+      upRes.on("data", onData);
+      upRes.once("end", () => {
+        if (settled) return;
+        void (async () => {
+          if (decoder) await new Promise<void>((r) => decoder.end(r));
+          const rest = splitter.rest();
+          if (rest && !decoder) {
+            // A last event without its blank line: pass it on as it came.
+            this.readEvent(rest, call, null);
+            write(rest);
+          }
+          await this.finish(call, "ok");
+          res.end();
+          settle();
+        })();
+      });
+      // A stream that stops before its end (reset, destroyed): the client sees the same cut.
+      const cut = (err: Error | null) => {
+        if (settled || upRes.complete) return;
+        settle();
+        if (call.clientGone) return;
+        void this.finish(call, "upstream_cut", `upstream stream cut: ${err?.message ?? "aborted"}`)
+          .then(flushed)
+          .then(() => res.destroy());
+      };
+      upRes.once("error", cut);
+      upRes.once("close", () => cut(null));
+    });
   }
 
   /** Feeds one event to the assembler; with `strip`, returns what the client should get instead. */

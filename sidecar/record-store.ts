@@ -14,8 +14,8 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { Store, type Filter, type Logger, type QueryOptions, type StoreHealth, type StoreOptions, type TableName, type Tables } from "../core/index.js";
-import { SecretMasker } from "./privacy.js";
-import { buildTurn, refOf, type TurnJob, type TurnRef } from "./turns.js";
+import type { SecretMasker } from "./privacy.js";
+import { buildTurn, CachedMasker, refOf, type TurnJob, type TurnRef } from "./turns.js";
 
 export type StoreHost = "process" | "worker" | "main";
 
@@ -49,54 +49,42 @@ export interface RecordStoreOptions {
   /** Extra store options; function seams (`beforeLanceWrite`, `io`) force the main thread. */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
   host?: StoreHost;
+  /** Also write the `adapters` table (the hot-loading switchboard records through this store). */
+  adapters?: boolean;
 }
 
-const WRITES: TableName[] = ["turns", "next_states"];
 /** Rows per LanceDB batch: bounds how long one batch keeps the store thread busy. */
 const FLUSH_BATCH = 64;
+
+/** The tables a sidecar's store host writes. */
+export function recordTables(adapters: boolean): TableName[] {
+  return adapters ? ["turns", "next_states", "adapters"] : ["turns", "next_states"];
+}
 
 export async function openRecordStore(opts: RecordStoreOptions): Promise<RecordStore> {
   const seams = opts.store?.beforeLanceWrite !== undefined || opts.store?.io !== undefined;
   const host = seams ? "main" : (opts.host ?? "process");
   if (host === "main") {
-    const store = await Store.open({ flushBatch: FLUSH_BATCH, ...opts.store, dataDir: opts.dataDir, writes: WRITES, logger: opts.logger });
-    return new InlineRecordStore(store, new SecretMasker(opts.maskSecrets, opts.secretPatterns));
+    const store = await Store.open({
+      flushBatch: FLUSH_BATCH,
+      ...opts.store,
+      dataDir: opts.dataDir,
+      writes: recordTables(opts.adapters ?? false),
+      logger: opts.logger,
+    });
+    return new InlineRecordStore(store, new CachedMasker(opts.maskSecrets, opts.secretPatterns));
   }
   return RemoteRecordStore.open(opts, host);
 }
 
-/**
- * `store.list`, again if a flush finished meanwhile: core's `list` reads LanceDB first and the rows
- * still waiting in memory after, so a row flushed in between is in neither (reported upstream; the
- * fix belongs in core/store). A flush moves rows at most every few hundred milliseconds, so the
- * second try sees a settled store.
- */
-export async function stableList<T extends TableName>(store: Store, table: T, q?: QueryOptions<T>): Promise<Tables[T][]> {
-  for (let attempt = 0; ; attempt++) {
-    const before = store.health().tables[table]?.lastFlushAt ?? null;
-    const rows = await store.list(table, q);
-    if (attempt >= 4 || (store.health().tables[table]?.lastFlushAt ?? null) === before) return rows;
-  }
-}
-
-export async function stableGet<T extends TableName>(store: Store, table: T, id: string): Promise<Tables[T] | null> {
-  const rows = await stableList(store, table, { where: { id } as Filter<T>, limit: 1 });
-  return rows[0] ?? null;
-}
-
-export async function stableCount<T extends TableName>(store: Store, table: T, where?: Filter<T>): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    const before = store.health().tables[table]?.lastFlushAt ?? null;
-    const n = await store.count(table, where);
-    if (attempt >= 4 || (store.health().tables[table]?.lastFlushAt ?? null) === before) return n;
-  }
-}
+/** The fields of a turn the rest of the sidecar needs (no request or response is read for them). */
+const REF_FIELDS = ["sessionId", "runId", "callId", "seq", "turnType", "status"] as const;
 
 /** The turn with the highest seq among those matching `where`. */
 export async function lastTurn(store: Store, where: Filter<"turns">): Promise<TurnRef | null> {
-  let best: Tables["turns"] | null = null;
-  for (const t of await stableList(store, "turns", { where })) if (!best || t.seq > best.seq) best = t;
-  return best ? refOf(best) : null;
+  let best: TurnRef | null = null;
+  for (const t of await store.listFields("turns", REF_FIELDS, { where })) if (!best || t.seq > best.seq) best = t;
+  return best;
 }
 
 export class InlineRecordStore implements RecordStore {
@@ -118,15 +106,15 @@ export class InlineRecordStore implements RecordStore {
   }
 
   list<T extends TableName>(table: T, q?: QueryOptions<T>): Promise<Tables[T][]> {
-    return stableList(this.store, table, q);
+    return this.store.list(table, q);
   }
 
   get<T extends TableName>(table: T, id: string): Promise<Tables[T] | null> {
-    return stableGet(this.store, table, id);
+    return this.store.get(table, id);
   }
 
   count<T extends TableName>(table: T, where?: Filter<T>): Promise<number> {
-    return stableCount(this.store, table, where);
+    return this.store.count(table, where);
   }
 
   lastTurn(where: Filter<"turns">): Promise<TurnRef | null> {
@@ -157,12 +145,42 @@ export class InlineRecordStore implements RecordStore {
 // ---------------------------------------------------------------------------------------------
 // The store in a child process or a worker thread
 
+/**
+ * Token ids and log-probs cross to the store host as typed arrays: copied as bytes, where a
+ * ~10k-element number array (an agent's prompt) costs ~1 ms to serialize and again to read back.
+ */
+interface WireIds {
+  promptTokenIds: Int32Array | null;
+  completionTokenIds: Int32Array | null;
+  completionLogprobs: Float64Array | null;
+}
+
+function toWire(job: TurnJob): TurnJob {
+  const a = job.assembled;
+  if (!a) return job;
+  const ids: WireIds = {
+    promptTokenIds: a.promptTokenIds && Int32Array.from(a.promptTokenIds),
+    completionTokenIds: a.completionTokenIds && Int32Array.from(a.completionTokenIds),
+    completionLogprobs: a.completionLogprobs && Float64Array.from(a.completionLogprobs),
+  };
+  return { ...job, assembled: { ...a, ...(ids as unknown as Pick<NonNullable<TurnJob["assembled"]>, keyof WireIds>) } };
+}
+
+/** The job as the proxy made it, in the store host. */
+export function fromWire(job: TurnJob): TurnJob {
+  const a = job.assembled as (NonNullable<TurnJob["assembled"]> & Partial<Record<keyof WireIds, ArrayLike<number> | null>>) | null;
+  if (!a) return job;
+  const plain = (v: ArrayLike<number> | null | undefined) => (v ? Array.from(v) : null);
+  return { ...job, assembled: { ...a, promptTokenIds: plain(a.promptTokenIds), completionTokenIds: plain(a.completionTokenIds), completionLogprobs: plain(a.completionLogprobs) } };
+}
+
 /** Sent to the store host at start (worker data, or an environment variable for a process). */
 export interface StoreWorkerData {
   dataDir: string;
   maskSecrets: boolean;
   secretPatterns: string[];
   logLevel: string;
+  adapters: boolean;
   store: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger" | "io" | "beforeLanceWrite">>;
 }
 
@@ -286,6 +304,7 @@ export class RemoteRecordStore implements RecordStore {
       maskSecrets: this.opts.maskSecrets,
       secretPatterns: this.opts.secretPatterns,
       logLevel: this.opts.logLevel,
+      adapters: this.opts.adapters ?? false,
       store: { flushBatch: FLUSH_BATCH, ...this.opts.store },
     };
     const channel = this.host === "process" ? processChannel(data) : threadChannel(data);
@@ -363,7 +382,7 @@ export class RemoteRecordStore implements RecordStore {
   }
 
   putTurn(job: TurnJob): Promise<TurnRef> {
-    return this.call<TurnRef>({ op: "putTurn", job });
+    return this.call<TurnRef>({ op: "putTurn", job: toWire(job) });
   }
 
   put<T extends TableName>(table: T, row: Tables[T]): Promise<void> {

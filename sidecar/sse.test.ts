@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SseSplitter, parseEvent, replaceData } from "./sse.js";
+import { SseSplitter, isDone, parseEvent, replaceData } from "./sse.js";
 
 const b = (s: string) => Buffer.from(s, "utf8");
 const text = (bufs: Buffer[]) => bufs.map((x) => x.toString("utf8"));
@@ -51,5 +51,12 @@ describe("parseEvent / replaceData", () => {
 
   it("replaces the data line and keeps the other lines and line endings", () => {
     expect(replaceData(b("id: 7\r\ndata: {\"a\":1}\r\n\r\n"), '{"a":2}').toString()).toBe('id: 7\r\ndata: {"a":2}\r\n\r\n');
+  });
+});
+
+describe("isDone", () => {
+  it("knows the end of a stream in every framing, and nothing else", () => {
+    for (const ev of ["data: [DONE]\n\n", "data:[DONE]\n\n", "data: [DONE]\r\n\r\n", ": bye\ndata: [DONE]\n\n", "data: [DONE] \n\n"]) expect(isDone(b(ev))).toBe(true);
+    for (const ev of ['data: {"x":"[DONE]"}\n\n', "data: [DONE]x\n\n", "data: [DON\n\n", ": [DONE]\n\n", "event: done\n\n"]) expect(isDone(b(ev))).toBe(false);
   });
 });

@@ -112,3 +112,17 @@ export function replaceData(raw: Buffer, data: string): Buffer {
 }
 
 export const DONE = "[DONE]";
+
+const DONE_BYTES = Buffer.from(DONE);
+
+/** Whether the event is the stream's `[DONE]`, read from its bytes (no decoding in the common case). */
+export function isDone(raw: Buffer): boolean {
+  const tail = singleDataLine(raw);
+  if (tail) {
+    if (raw.length - tail - 6 === DONE_BYTES.length && raw.compare(DONE_BYTES, 0, DONE_BYTES.length, 6, 6 + DONE_BYTES.length) === 0) return true;
+    // A JSON chunk, the usual case.
+    if (raw[6] === 0x7b) return false;
+  }
+  // Anything else is read properly (`data:[DONE]`, CRLF, extra fields, spaces).
+  return parseEvent(raw).data?.trim() === DONE;
+}

@@ -3,9 +3,8 @@
 // default) or a worker thread. A write is answered once the row is in the log.
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
-import { SecretMasker } from "./privacy.js";
-import { lastTurn, stableCount, stableGet, stableList, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
-import { buildTurn, refOf } from "./turns.js";
+import { fromWire, lastTurn, recordTables, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { buildTurn, CachedMasker, refOf } from "./turns.js";
 
 const asProcess = !parentPort;
 const data = (asProcess ? JSON.parse(process.env[STORE_DATA_ENV] ?? "null") : workerData) as StoreWorkerData | null;
@@ -21,7 +20,7 @@ async function openStore(): Promise<Store> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
-      return await Store.open({ ...data!.store, dataDir: data!.dataDir, writes: ["turns", "next_states"], logger });
+      return await Store.open({ ...data!.store, dataDir: data!.dataDir, writes: recordTables(data!.adapters), logger });
     } catch (err) {
       if (!/already written by process/.test(String(err)) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
@@ -36,7 +35,7 @@ try {
   post({ type: "failed", error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }
-const masker = new SecretMasker(data.maskSecrets, data.secretPatterns);
+const masker = new CachedMasker(data.maskSecrets, data.secretPatterns);
 let closed = false;
 
 async function close(): Promise<void> {
@@ -49,7 +48,7 @@ async function close(): Promise<void> {
 async function handle(m: StoreRequest): Promise<unknown> {
   switch (m.op) {
     case "putTurn": {
-      const turn = buildTurn(m.job, masker);
+      const turn = buildTurn(fromWire(m.job), masker);
       store.put("turns", turn, { insert: !m.resent });
       return refOf(turn);
     }
@@ -57,11 +56,11 @@ async function handle(m: StoreRequest): Promise<unknown> {
       store.put(m.table, m.row as Tables[TableName]);
       return undefined;
     case "list":
-      return stableList(store, m.table, m.q);
+      return store.list(m.table, m.q);
     case "get":
-      return stableGet(store, m.table, m.key);
+      return store.get(m.table, m.key);
     case "count":
-      return stableCount(store, m.table, m.where);
+      return store.count(m.table, m.where);
     case "lastTurn":
       return lastTurn(store, m.where);
     case "health":

@@ -3,8 +3,48 @@
 // stay off the proxy's event loop.
 import type { Turn, TurnRequest, TurnStatus, TurnType } from "../core/index.js";
 import type { Assembled } from "./assembler.js";
-import type { SecretMasker } from "./privacy.js";
+import { SecretMasker, type MaskResult } from "./privacy.js";
 import { OPENCLAW_RL_BODY_KEYS } from "./tagging.js";
+
+/** Strings at least this long are masked once and remembered. */
+const CACHE_MIN_CHARS = 1024;
+
+/**
+ * A masker that remembers long strings: an agent sends the same system prompt and tool schemas on
+ * every call, and running every secret pattern over ~40 KB per call is most of the cost of a row.
+ * Bounded by the characters it holds.
+ */
+export class CachedMasker extends SecretMasker {
+  private readonly cache = new Map<string, MaskResult<string>>();
+  private chars = 0;
+
+  constructor(
+    enabled: boolean,
+    extraPatterns: string[] = [],
+    private readonly maxChars = 2 * 1024 * 1024,
+  ) {
+    super(enabled, extraPatterns);
+  }
+
+  override maskString(s: string): MaskResult<string> {
+    if (s.length < CACHE_MIN_CHARS || s.length > this.maxChars / 4) return super.maskString(s);
+    const hit = this.cache.get(s);
+    if (hit) {
+      this.cache.delete(s);
+      this.cache.set(s, hit);
+      return hit;
+    }
+    const r = super.maskString(s);
+    this.cache.set(s, r);
+    this.chars += s.length;
+    for (const k of this.cache.keys()) {
+      if (this.chars <= this.maxChars) break;
+      this.cache.delete(k);
+      this.chars -= k.length;
+    }
+    return r;
+  }
+}
 
 /** Everything the proxy knows about a finished call, in a form that crosses threads cheaply. */
 export interface TurnJob {

@@ -41,6 +41,7 @@ describe("content-addressed turns", () => {
     const a = s.split(bigTurn(1));
     // The system prompt, the tool list and two chunks of ids; the short user message stays inline.
     expect(a.blobs.map((b) => b.kind).sort()).toEqual(["ids", "ids", "json", "json"]);
+    expect(a.blobs.filter((b) => b.kind === "ids").every((b) => b.ids?.length === ID_CHUNK)).toBe(true);
     expect(a.refs?.m).toEqual({ "0": expect.stringMatching(/^j-[0-9a-f]{32}$/) });
     expect(a.turn.request.messages?.[1]).toEqual({ role: "user", content: "question 1" });
     expect(JSON.stringify(a.turn.request)).not.toContain("OpenClaw");

@@ -11,8 +11,12 @@ import type { ChatMessage, Turn, TurnRequest } from "../types.js";
 
 /** A message, tool list or prompt whose JSON text is at least this long is stored as a blob. */
 export const BLOB_MIN_CHARS = 1024;
-/** Prompt token ids per chunk. A prompt shorter than this keeps its ids inline. */
-export const ID_CHUNK = 2048;
+/**
+ * Prompt token ids per chunk. A prompt shorter than this keeps its ids inline, and so does the tail
+ * of a longer one: smaller chunks keep less in the row (which LanceDB's writer converts per row)
+ * at the price of more references.
+ */
+export const ID_CHUNK = 512;
 
 export type BlobKind = "json" | "ids";
 

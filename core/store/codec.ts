@@ -172,6 +172,14 @@ export function decodeRow<T extends TableName>(table: T, row: Record<string, unk
   return decodeColumns(TABLE_COLUMNS[table] as Record<string, ColumnSpec>, row) as unknown as Tables[T];
 }
 
+/** Some fields of a LanceDB row → those fields of the domain object. */
+export function decodeFields<T extends TableName>(table: T, row: Record<string, unknown>, fields: readonly string[]): Tables[T] {
+  const all = TABLE_COLUMNS[table] as Record<string, ColumnSpec>;
+  const cols: Record<string, ColumnSpec> = {};
+  for (const f of fields) if (all[f]) cols[f] = all[f];
+  return decodeColumns(cols, row) as unknown as Tables[T];
+}
+
 function decodeColumns(cols: Record<string, ColumnSpec>, row: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [field, spec] of Object.entries(cols)) {

@@ -14,7 +14,7 @@ import type * as Lance from "@lancedb/lancedb";
 import type { Logger } from "pino";
 import { TABLE_NAMES, type TableName, type Tables, type Turn } from "../types.js";
 import { BlobIdCache, type BlobRefs, type BlobRow, joinTurn, RecentIds, refIds, splitTurn } from "./blobs.js";
-import { columnName, decodeBlob, decodeRow, encodeBlob, encodeRow, sqlString, type StoredTable, TABLE_COLUMNS } from "./codec.js";
+import { columnName, decodeBlob, decodeFields, decodeRow, encodeBlob, encodeRow, sqlString, type StoredTable, TABLE_COLUMNS } from "./codec.js";
 import { nodeIO, TableLog, type LogIO } from "./wal.js";
 
 export type Filter<T extends TableName> = { [K in keyof Tables[T]]?: string | number | boolean | null };
@@ -91,6 +91,7 @@ class TableWriter {
   lastFlushAt: string | null = null;
   lastError: string | null = null;
   logFailing = false;
+  lastCommitAt = 0;
 
   constructor(
     readonly name: StoredTable,
@@ -115,6 +116,9 @@ const LOCK_SUFFIX = ".lock";
 const MAX_WRITE_ROWS = 512;
 /** Ids per `IN (…)` query. */
 const IN_CHUNK = 256;
+/** How often the log's checkpoint is written, unless the log is past the size where it starts over. */
+const COMMIT_EVERY_MS = 1_000;
+const COMMIT_NOW_BYTES = 8 * 1024 * 1024;
 /** Compact a table's fragments after this many writes to it. */
 const COMPACT_AFTER_WRITES = 100;
 
@@ -436,10 +440,12 @@ export class Store {
     }
     this.lanceError = null;
     w.evicted = false;
-    // Everything logged before the batch was taken is now in LanceDB.
-    if (!w.logFailing) {
+    // Everything logged before the batch was taken is now in LanceDB. The checkpoint is a file
+    // write and a rename: once a second is enough (a crash replays at most that much, by id).
+    if (!w.logFailing && (this.closed || Date.now() - w.lastCommitAt >= COMMIT_EVERY_MS || logEnd > COMMIT_NOW_BYTES)) {
       try {
         w.log.commit(logEnd);
+        w.lastCommitAt = Date.now();
       } catch (err) {
         w.lastError = `checkpoint: ${errorText(err)}`;
       }
@@ -481,7 +487,20 @@ export class Store {
     return this.read(() => this.listNow(name, q));
   }
 
-  private async listNow<T extends TableName>(name: T, q: QueryOptions<T>): Promise<Tables[T][]> {
+  /**
+   * Only some fields of the matching rows. Cheaper than `list` where rows are large: no other column
+   * is read or decoded, and turns are not put back together.
+   */
+  async listFields<T extends TableName, K extends keyof Tables[T] & string>(
+    name: T,
+    fields: readonly K[],
+    q: QueryOptions<T> = {},
+  ): Promise<Pick<Tables[T], K | ("id" & keyof Tables[T])>[]> {
+    const keep = [...new Set<string>(["id", ...fields, ...(q.orderBy ? [q.orderBy] : [])])];
+    return this.read(() => this.listNow(name, q, keep));
+  }
+
+  private async listNow<T extends TableName>(name: T, q: QueryOptions<T>, fields?: string[]): Promise<Tables[T][]> {
     const raw = new Map<string, Record<string, unknown>>();
     const w = this.writers.get(name);
     // A table LanceDB cannot open leaves the rows waiting here (the writer keeps serving them).
@@ -494,6 +513,7 @@ export class Store {
       if (q.sql) clauses.push(`(${q.sql})`);
       let query = t.query();
       if (clauses.length) query = query.where(clauses.join(" AND "));
+      if (fields) query = query.select(fields.map(columnName));
       // Pending rows may replace stored ones, so fetch a little more than asked when limited.
       if (q.limit !== undefined && !q.orderBy) query = query.limit(q.limit + (w?.pending.size ?? 0));
       for (const row of (await query.toArray()) as Record<string, unknown>[]) raw.set(String(row.id), row);
@@ -504,7 +524,7 @@ export class Store {
         else raw.delete(id);
       }
     }
-    let rows = await this.decode(name, [...raw.values()]);
+    let rows = fields ? [...raw.values()].map((r) => decodeFields(name, r, fields)) : await this.decode(name, [...raw.values()]);
     if (q.orderBy) {
       const key = q.orderBy;
       const dir = q.descending ? -1 : 1;

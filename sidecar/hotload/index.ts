@@ -1,11 +1,11 @@
 // Hot-loading: the switchboard that routes calls to the live adapter version, the watcher that
 // feeds it new versions, and the adapters control API, wrapped around a sidecar.
 //
-// The switchboard keeps its own store handle that writes only the `adapters` table (one writer per
-// table: the sidecar process). It could as well write through the sidecar's store host (its
-// `put`/`list` fit AdapterTable) once that host takes the `adapters` table too.
+// The switchboard records versions through the sidecar's store host, which then writes the
+// `adapters` table too (one writer per table), so the proxy's process never opens LanceDB itself.
 import { createDriver, type AdapterDriver } from "../../adapters/index.js";
-import { createLogger, dataPaths, Store, type Config } from "../../core/index.js";
+import { createLogger, dataPaths, type Config } from "../../core/index.js";
+import { openRecordStore } from "../record-store.js";
 import { startSidecar, type SidecarHandle, type SidecarOptions } from "../sidecar.js";
 import type { Upstream } from "../upstream.js";
 import { mountAdapterApi } from "./api.js";
@@ -49,7 +49,19 @@ export async function startHotloadingSidecar(config: Config, opts: HotloadSideca
   if (!config.adapters.hotload || opts.switchboard) return { ...(await startSidecar(config, opts)), hotload: null };
   const logger = opts.logger ?? createLogger("sidecar", config.logLevel);
   const adaptersDir = dataPaths(config.dataDir, config.adapters.dir).adapters;
-  const store = await Store.open({ dataDir: dataPaths(config.dataDir).root, writes: ["adapters"], logger });
+  const cfg = config.sidecar;
+  const store =
+    opts.recordStore ??
+    (await openRecordStore({
+      dataDir: dataPaths(config.dataDir).root,
+      maskSecrets: cfg.maskSecrets,
+      secretPatterns: cfg.secretPatterns,
+      logger,
+      logLevel: config.logLevel,
+      store: opts.store,
+      host: opts.storeHost ?? opts.storeThread ?? "process",
+      adapters: true,
+    }));
   let handle: SidecarHandle | null = null;
   const board = new HotloadSwitchboard({
     adaptersDir,
@@ -62,7 +74,8 @@ export async function startHotloadingSidecar(config: Config, opts: HotloadSideca
   });
   const watcher = new VersionWatcher(adaptersDir, () => board.kick());
   try {
-    handle = await startSidecar(config, { ...opts, logger, switchboard: board });
+    // The sidecar closes the store when it stops.
+    handle = await startSidecar(config, { ...opts, logger, switchboard: board, recordStore: store });
   } catch (err) {
     await store.close();
     throw err;
@@ -79,10 +92,10 @@ export async function startHotloadingSidecar(config: Config, opts: HotloadSideca
     hotload: board,
     close: () =>
       (closing ??= (async () => {
-        await closeSidecar();
+        // The switchboard first: it may still record a version while it stops; the store goes with the sidecar.
         await watcher.close();
         await board.close();
-        await store.close();
+        await closeSidecar();
       })()),
   };
 }
