@@ -17,7 +17,7 @@ const fmt = (x: number) => (Math.round(x * 10) / 10).toString();
 export function learningCurveSvg(points: CurvePoint[], opts: ChartOptions): string {
   const W = opts.width ?? 720;
   const H = opts.height ?? 420;
-  const m = { left: 64, right: 24, top: 64, bottom: 56 };
+  const m = { left: 64, right: 36, top: 64, bottom: 56 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const maxX = Math.max(1, ...points.map((p) => p.afterInteractions));
