@@ -28,6 +28,8 @@ interface Rig {
   chat(model?: string): Promise<{ status: number; model: string | null; ms: number }>;
   status(): Promise<HotloadStatus>;
   waitLive(v: string): Promise<void>;
+  /** Until the switchboard has decided on `v`: live, rejected, retired, or waiting (with the reason). */
+  decided(v: string): Promise<void>;
 }
 
 async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoaded?: number; kind?: "vllm" | "llamacpp" | "ollama"; model?: string } = {}): Promise<Rig> {
@@ -71,6 +73,16 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
     async status() {
       return (await api("/clawloop/v1/status")).json.switchboard as HotloadStatus;
     },
+    async decided(v: string) {
+      const until = Date.now() + 15_000;
+      for (;;) {
+        await sc.hotload!.idle();
+        const row = sc.hotload!.versions().versions.find((x) => x.id === v);
+        if (row && (row.status !== "candidate" || sc.hotload!.status().waiting?.version === v)) return;
+        if (Date.now() > until) throw new Error(`no decision on ${v}: ${JSON.stringify(sc.hotload!.status())}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async waitLive(v: string) {
       const until = Date.now() + 15_000;
       while (Date.now() < until) {
@@ -81,6 +93,18 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
     },
   };
   return rig;
+}
+
+/** A "restarted" server on the port of the one just closed (the port may take a moment to free). */
+async function restartOn(port: number, opts: Parameters<typeof startLoraServer>[0]): Promise<LoraServer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startLoraServer({ ...opts, port });
+    } catch (err) {
+      if (attempt >= 20 || (err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 async function rows(r: Rig): Promise<Map<string, AdapterVersion>> {
@@ -127,8 +151,7 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     writeVersion(r.adapters, 1);
     await r.waitLive("v000001");
     writeVersion(r.adapters, 2, { corrupt: "adapter_model.safetensors" });
-    await new Promise((res) => setTimeout(res, 100));
-    await r.sc.hotload!.idle();
+    await r.decided("v000002");
     let st = await r.status();
     expect(st.live).toBe("v000001");
     expect(st.lastRejection).toMatchObject({ version: "v000002" });
@@ -137,8 +160,7 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     const ids = [101, 102, 103, 104];
     const baseLp = ids.map(tokenLogprob);
     writeVersion(r.adapters, 3, { probe: { promptIds: [100], responseIds: ids, base: baseLp, version: baseLp.map((x) => x + 1) } });
-    await new Promise((res) => setTimeout(res, 100));
-    await r.sc.hotload!.idle();
+    await r.decided("v000003");
     st = await r.status();
     expect(st.live).toBe("v000001");
     expect(st.lastRejection!.version).toBe("v000003");
@@ -174,8 +196,7 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     expect(table.get("v000001")).toMatchObject({ status: "live", pinned: true });
     // The trainer continues from v1: its next version waits while pinned.
     writeVersion(r.adapters, 4, { parent: "v000001" });
-    await new Promise((res) => setTimeout(res, 100));
-    await r.sc.hotload!.idle();
+    await r.decided("v000004");
     let st = await r.status();
     expect(st.live).toBe("v000001");
     expect(st.waiting).toMatchObject({ version: "v000004", reason: "pinned to v000001; unpin to go on" });
@@ -223,7 +244,7 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     await r.waitLive("v000001");
     const port = first.port;
     await first.close();
-    const second = await startLoraServer({ kind: "vllm", model: "base-m", port });
+    const second = await restartOn(port, { kind: "vllm", model: "base-m" });
     cleanup.push(() => second.close());
     // Within a retry period the switchboard notices and loads it again.
     const until = Date.now() + 10_000;
@@ -281,15 +302,14 @@ describe("hot-load switchboard (scripted llama.cpp and Ollama)", () => {
     const port = first.port;
     const r = await startRig({ server: first, kind: "llamacpp", model: "base-l" });
     const v1 = writeVersion(r.adapters, 1, { gguf, probe: { promptIds: [1], responseIds: [2], base: [-1], version: [-0.9] } });
-    await new Promise((res) => setTimeout(res, 150));
-    await r.sc.hotload!.idle();
+    await r.decided("v000001");
     let st = await r.status();
     expect(st.live).toBeNull();
     expect(st.waiting!.version).toBe("v000001");
     expect(st.waiting!.reason).toContain(`restart it with --lora ${path.join(v1, "adapter.gguf")}`);
     // The user restarts llama-server with the version's adapter (same address).
     await first.close();
-    const second = await startLoraServer({ kind: "llamacpp", model: "base-l", port, loras: [{ path: path.join(v1, "adapter.gguf") }] });
+    const second = await restartOn(port, { kind: "llamacpp", model: "base-l", loras: [{ path: path.join(v1, "adapter.gguf") }] });
     cleanup.push(() => second.close());
     await r.waitLive("v000001");
     // llama-server applies the adapter to every call: the model name stays, the turn records v000001.
@@ -317,8 +337,7 @@ describe("hot-load switchboard (scripted llama.cpp and Ollama)", () => {
     cleanup.push(() => refusing.close());
     const r2 = await startRig({ server: refusing, kind: "ollama", model: "smol:latest" });
     writeVersion(r2.adapters, 1, { gguf });
-    await new Promise((res) => setTimeout(res, 150));
-    await r2.sc.hotload!.idle();
+    await r2.decided("v000001");
     const st = await r2.status();
     expect(st.live).toBeNull();
     expect(st.waiting!.reason).toMatch(/refused to create .* v0\.34\.1/);
