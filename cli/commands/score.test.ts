@@ -79,7 +79,7 @@ describe("clawloop score", () => {
     } finally {
       engine.close();
     }
-  });
+  }, 300_000);
 
   it("applies a PEFT adapter read from disk", async () => {
     const engine = await Engine.create({ model, lora: { rank: 4, alpha: 8, targets: ["q", "v", "down"] }, threads: 2, maxTokens: 256 });
@@ -110,7 +110,7 @@ describe("clawloop score", () => {
     } finally {
       engine.close();
     }
-  });
+  }, 300_000);
 
   it("runs as a command: JSON lines on stdout, a summary on stderr, exit code 1 when a line failed", () => {
     const cli = path.resolve(import.meta.dirname, "../main.ts");
@@ -127,5 +127,5 @@ describe("clawloop score", () => {
     expect(lines).toHaveLength(6);
     expect("tokens" in lines[0]! && lines[0].logprobs.length === lines[0].tokens.length).toBe(true);
     expect("error" in lines[1]!).toBe(true);
-  });
+  }, 300_000);
 });

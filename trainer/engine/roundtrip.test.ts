@@ -141,5 +141,5 @@ describe("GGUF LoRA round trip through llama.cpp", () => {
     expect(vsF32.cosine).toBeGreaterThan(0.999);
     expect(vsQ41.cosine).toBeGreaterThan(0.95);
     expect(vsQ41.mean).toBeLessThan(0.25 * shift + 0.01);
-  });
+  }, 600_000); // ~40 s alone; a shared 2-core CI machine can stretch it several times
 });
