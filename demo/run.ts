@@ -214,6 +214,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     watching = false;
     await watcher;
     await loops.stopLearning();
+    // The trainer has stopped and flushed: the store now holds every step (the control API reads
+    // what has reached LanceDB, which can lag the trainer's log by a moment).
+    for (const s of await readTrainSteps(opts.runDir)) {
+      if (steps.some((x) => x.version === s.version)) continue;
+      steps.push(s);
+      out.step(s, interactionsBefore(records, s.createdAt));
+    }
 
     // The learning curve.
     const versions = steps.map((s) => s.version).sort();
@@ -323,6 +330,15 @@ async function drain(config: Config, allJudged: () => boolean, timeoutMs: number
     quiet = idle ? quiet + 1 : 0;
     if (quiet >= 3) return;
     await sleep(1000);
+  }
+}
+
+async function readTrainSteps(dataDir: string): Promise<TrainStep[]> {
+  const store = await Store.open({ dataDir, writes: [] });
+  try {
+    return (await store.list("train_steps")).sort((a, b) => a.step - b.step);
+  } finally {
+    await store.close();
   }
 }
 
