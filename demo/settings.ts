@@ -22,6 +22,9 @@ export const DEMO_SETTINGS: ConfigOverrides = {
     rank: 8,
     alpha: 16,
     maxTokens: 1024,
+    // The demo measures learning per interaction: the trainer keeps up with the user instead of
+    // yielding the CPU to serving (clawloop's default nice 10 is for a loop that runs for days).
+    nice: 0,
   },
   serve: { port: 0, contextSize: 4096, parallel: 4 },
   adapters: { retrySec: 2 },
