@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The CLI is compiled to dist/ by `npm install` (the `prepare` script).
-import { main } from "../dist/cli/main.js";
+import { run } from "../dist/cli/entry.js";
 
-main(process.argv).catch((err) => {
+run(process.argv).catch((err) => {
   process.stderr.write(`clawloop: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -1,14 +1,11 @@
 // The `clawloop` command. Each subcommand lives in cli/commands/<name>.ts and registers itself.
-import { Command } from "commander";
+// (The executable goes through cli/entry.ts, which loads only the subcommand being run.)
+import type { Command } from "commander";
 import { commands } from "./commands/index.js";
-import { readPackageVersion } from "./shared.js";
+import { baseProgram } from "./program.js";
 
 export function buildProgram(): Command {
-  const program = new Command("clawloop")
-    .description("Make a self-hosted agent model better simply by being used.")
-    .version(readPackageVersion())
-    .showHelpAfterError()
-    .enablePositionalOptions();
+  const program = baseProgram();
   for (const register of commands) register(program);
   return program;
 }

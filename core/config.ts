@@ -56,6 +56,9 @@ export const configSchema = z.object({
       sideRules: z.array(sideRule).default([]),
       /** Also apply the built-in rules for well-known housekeeping prompts (Open WebUI's titles, tags, follow-ups; OpenClaw's slugs, titles, compaction). */
       builtinSideRules: z.boolean().default(true),
+      /** Where the sidecar's store runs: a child process (LanceDB's memory and any native crash kept
+       *  apart from the proxy) or a worker thread in the proxy's process (one Node runtime less). */
+      storeHost: z.enum(["process", "worker"]).default("process"),
     })
     .prefault({}),
 

@@ -100,9 +100,12 @@ async function memory(store: RecordStore): Promise<Record<string, number | null>
   return {
     rssMb: mb(m.rss),
     heapUsedMb: mb(m.heapUsed),
+    heapTotalMb: mb(m.heapTotal),
+    externalMb: mb(m.external),
     // A store in a child process has memory of its own; on a worker thread its heap is in rssMb.
     storeRssMb: host && store.host === "process" ? mb(host.rss) : null,
     storeHeapUsedMb: host ? mb(host.heapUsed) : null,
+    storeHeapTotalMb: host ? mb(host.heapTotal) : null,
   };
 }
 

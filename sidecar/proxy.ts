@@ -275,7 +275,7 @@ export class Proxy {
   }
 
   private async recorded(req: IncomingMessage, res: ServerResponse, endpoint: "chat" | "completions"): Promise<void> {
-    const { config, upstream, metrics, book, placer, switchboard, logger } = this.deps;
+    const { config, upstream, metrics, book, placer, logger } = this.deps;
     const t0 = performance.now();
     const startedAt = new Date().toISOString();
     const body = await readBody(req, config.maxRecordBytes);
@@ -293,48 +293,9 @@ export class Proxy {
       return;
     }
     const raw = body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks);
-    const text = raw.toString("utf8");
-    let json: Obj | null = null;
-    let requestError: string | null = null;
-    try {
-      const v: unknown = JSON.parse(text);
-      if (isObj(v)) json = v;
-      else requestError = "request body is not a JSON object";
-    } catch (err) {
-      requestError = `request body is not valid JSON: ${(err as Error).message}`;
-    }
-    if (json && !requestError) requestError = shapeError(json, endpoint);
-
-    const tags = readTags(req.headers, json);
-    const model = json && typeof json.model === "string" ? json.model : "";
-    const route = switchboard.route(model);
-    let forward: Buffer = raw;
-    let strip: StripSpec | null = null;
-    // A request that is not a usable call (malformed JSON, wrong shape) goes through untouched.
-    if (json && !requestError) {
-      const plan = planCapture(upstream.kind, endpoint, json, config.captureLogprobs);
-      strip = plan.strip;
-      const rlKeys = OPENCLAW_RL_BODY_KEYS.filter((k) => k in json!);
-      if (rlKeys.length || route.model !== model) {
-        const copy: Obj = { ...json };
-        for (const k of rlKeys) delete copy[k];
-        if (route.model !== model) copy.model = route.model;
-        forward = Buffer.from(JSON.stringify({ ...copy, ...plan.add }), "utf8");
-      } else if (Object.keys(plan.add).length) {
-        forward = injectFieldsRaw(raw, plan.add);
-      }
-    }
-
+    const { tags, model, route, forward, strip, requestError, request } = this.prepare(req, raw, endpoint);
     const turnId = tags.callId ? book.turnIdFor(tags.callId) : `turn-${randomUUID()}`;
-    const ticket = this.ticket({
-      turnId,
-      tags,
-      request: json && !requestError ? turnRequest(json) : null,
-      model,
-      endpoint,
-      headers: req.headers,
-      placer,
-    });
+    const ticket = this.ticket({ turnId, tags, request, model, endpoint, headers: req.headers, placer });
     const call: Call = {
       turnId,
       endpoint,
@@ -395,6 +356,51 @@ export class Proxy {
     upReq.end(forward);
   }
 
+  /**
+   * Reads the client's body: tags, model, route, and what goes to the upstream. The parsed body stays
+   * in here (only the recorded request leaves, for placement), so a call in flight does not keep a
+   * second copy of an agent's ~40 KB prompt alive.
+   */
+  private prepare(
+    req: IncomingMessage,
+    raw: Buffer,
+    endpoint: "chat" | "completions",
+  ): { tags: Tags; model: string; route: Route; forward: Buffer; strip: StripSpec | null; requestError: string | null; request: TurnRequest | null } {
+    const { config, upstream, switchboard } = this.deps;
+    let json: Obj | null = null;
+    let requestError: string | null = null;
+    try {
+      const v: unknown = JSON.parse(raw.toString("utf8"));
+      if (isObj(v)) json = v;
+      else requestError = "request body is not a JSON object";
+    } catch (err) {
+      requestError = `request body is not valid JSON: ${(err as Error).message}`;
+    }
+    if (json && !requestError) requestError = shapeError(json, endpoint);
+
+    const tags = readTags(req.headers, json);
+    const model = json && typeof json.model === "string" ? json.model : "";
+    const route = switchboard.route(model);
+    let forward: Buffer = raw;
+    let strip: StripSpec | null = null;
+    // A request that is not a usable call (malformed JSON, wrong shape) goes through untouched.
+    if (json && !requestError) {
+      const body = json;
+      const plan = planCapture(upstream.kind, endpoint, body, config.captureLogprobs);
+      strip = plan.strip;
+      const rlKeys = OPENCLAW_RL_BODY_KEYS.filter((k) => k in body);
+      if (rlKeys.length || route.model !== model) {
+        const copy: Obj = { ...body };
+        for (const k of rlKeys) delete copy[k];
+        if (route.model !== model) copy.model = route.model;
+        forward = Buffer.from(JSON.stringify({ ...copy, ...plan.add }), "utf8");
+      } else if (Object.keys(plan.add).length) {
+        forward = injectFieldsRaw(raw, plan.add);
+      }
+    }
+    return { tags, model, route, forward, strip, requestError, request: json && !requestError ? turnRequest(json) : null };
+  }
+
   private ticket(input: {
     turnId: string;
     tags: Tags;
@@ -405,7 +411,9 @@ export class Proxy {
     placer: Placer;
   }): Promise<Ticket> {
     const { book, logger } = this.deps;
-    const fallback = (): Placement => ({ sessionId: `untagged-${input.turnId}`, turnType: "side", placement: "untagged", parentTurnId: null });
+    // Closures below keep the turn id only, not the request (the placer has had it).
+    const turnId = input.turnId;
+    const fallback = (): Placement => ({ sessionId: `untagged-${turnId}`, turnType: "side", placement: "untagged", parentTurnId: null });
     let placed: Placement | Promise<Placement>;
     try {
       placed = input.placer.place(input);

@@ -32,7 +32,7 @@ export interface SidecarOptions {
    * which run the store on the proxy's thread: functions cannot cross to another thread or process).
    */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
-  /** Where the store runs: a child process (default), a worker thread, or the proxy's own thread. */
+  /** Where the store runs: a child process, a worker thread, or the proxy's own thread (default: `sidecar.storeHost`). */
   storeHost?: StoreHost;
   /** @deprecated the earlier name of `storeHost` ("worker" | "main"). */
   storeThread?: "worker" | "main";
@@ -93,7 +93,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     logger,
     logLevel: config.logLevel,
     store: opts.store,
-    host: opts.storeHost ?? opts.storeThread ?? "process",
+    host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
   });
   const stopOnError = async (err: unknown): Promise<never> => {
     upstream.close();

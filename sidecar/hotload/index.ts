@@ -59,7 +59,7 @@ export async function startHotloadingSidecar(config: Config, opts: HotloadSideca
       logger,
       logLevel: config.logLevel,
       store: opts.store,
-      host: opts.storeHost ?? opts.storeThread ?? "process",
+      host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
       adapters: true,
     }));
   let handle: SidecarHandle | null = null;
