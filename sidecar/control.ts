@@ -7,7 +7,8 @@
 //   GET  /clawloop/v1/sessions    recent sessions (?limit, ?since)
 //   GET  /clawloop/v1/status      counts, upstream kind and health, store health
 import { z } from "zod";
-import { eventSchema, newId, sqlString, type NextState, type Turn } from "../core/index.js";
+import { eventSchema, newId, sqlString, type NextState, type QueryOptions, type Turn } from "../core/index.js";
+import { latestRows, type ReadStore } from "./dashboard/index.js";
 import type { EventLinker } from "./linker.js";
 import type { SidecarMetrics } from "./metrics.js";
 import type { Proxy } from "./proxy.js";
@@ -88,9 +89,25 @@ function summary(t: Turn): Record<string, unknown> {
   };
 }
 
+/** The newest turns since `since`, newest first: bounded queries, never the whole day's rows. */
 async function recentTurns(store: RecordStore, since: string, limit: number): Promise<Turn[]> {
-  const rows = await store.list("turns", { sql: `started_at >= ${sqlString(since)}`, orderBy: "startedAt", descending: true });
-  return rows.filter((t) => t.startedAt >= since).slice(0, limit);
+  return (await latestRows(store, { table: "turns", timeField: "startedAt", limit, since })).rows;
+}
+
+/** What the sessions listing reads of a turn. */
+const SESSION_FIELDS = ["sessionId", "turnType", "startedAt", "status", "placement"] as const;
+/** Turns the sessions listing looks at (the newest): enough for any recent-sessions view. */
+const SESSION_WINDOW = 5_000;
+
+/** The newest turns' session fields only, so a window of thousands moves no request or answer. */
+async function recentSessionTurns(store: RecordStore, since: string): Promise<{ turns: Pick<Turn, (typeof SESSION_FIELDS)[number]>[]; more: boolean }> {
+  const fieldsOnly: ReadStore = {
+    list: (table, q) => store.listFields(table as "turns", SESSION_FIELDS, q as QueryOptions<"turns">) as never,
+    count: (table, where) => store.count(table, where),
+    health: () => store.health(),
+  };
+  const { rows, more } = await latestRows(fieldsOnly, { table: "turns", timeField: "startedAt", limit: SESSION_WINDOW, since });
+  return { turns: rows, more };
 }
 
 async function memory(store: RecordStore): Promise<Record<string, number | null>> {
@@ -191,9 +208,10 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
     const limit = limitOf(c.url);
     const turns = await recentTurns(d.store, sinceOf(c.url), limit);
     if (c.url.searchParams.get("full") === "1") {
-      const out = [];
-      for (const t of turns) out.push({ ...t, nextStates: await d.store.list("next_states", { where: { turnId: t.id } }) });
-      return { turns: out };
+      const states = turns.length ? await d.store.list("next_states", { sql: `turn_id IN (${turns.map((t) => sqlString(t.id)).join(", ")})` }) : [];
+      const byTurn = new Map<string, NextState[]>();
+      for (const s of states.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))) byTurn.set(s.turnId!, [...(byTurn.get(s.turnId!) ?? []), s]);
+      return { turns: turns.map((t) => ({ ...t, nextStates: byTurn.get(t.id) ?? [] })) };
     }
     return { turns: turns.map(summary) };
   });
@@ -207,7 +225,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
 
   router.add("GET", "/clawloop/v1/sessions", async (c) => {
     const limit = limitOf(c.url);
-    const turns = await recentTurns(d.store, sinceOf(c.url), Number.MAX_SAFE_INTEGER);
+    const { turns, more } = await recentSessionTurns(d.store, sinceOf(c.url));
     const sessions = new Map<string, { sessionId: string; turns: number; mainTurns: number; firstAt: string; lastAt: string; lastStatus: string; placement: string }>();
     for (const t of turns) {
       const s = sessions.get(t.sessionId);
@@ -227,7 +245,8 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         if (t.startedAt < s.firstAt) s.firstAt = t.startedAt;
       }
     }
-    return { sessions: [...sessions.values()].slice(0, limit) };
+    // `partial`: more turns than the window since `since`; sessions seen only before it are left out.
+    return { sessions: [...sessions.values()].slice(0, limit), partial: more };
   });
 
   router.add("GET", "/clawloop/v1/status", async () => {

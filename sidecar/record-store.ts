@@ -26,6 +26,8 @@ export interface RecordStore {
   /** Inserts or replaces a row by id; resolves once it is in the log. */
   put<T extends TableName>(table: T, row: Tables[T]): Promise<void>;
   list<T extends TableName>(table: T, q?: QueryOptions<T>): Promise<Tables[T][]>;
+  /** Only these fields (and `id`) of the matching rows: no documents decoded, none cross over. */
+  listFields<T extends TableName, K extends keyof Tables[T] & string>(table: T, fields: readonly K[], q?: QueryOptions<T>): Promise<Pick<Tables[T], K | ("id" & keyof Tables[T])>[]>;
   get<T extends TableName>(table: T, id: string): Promise<Tables[T] | null>;
   count<T extends TableName>(table: T, where?: Filter<T>): Promise<number>;
   /** The turn with the highest seq among those matching (looked up where the store runs, so the
@@ -107,6 +109,10 @@ export class InlineRecordStore implements RecordStore {
 
   list<T extends TableName>(table: T, q?: QueryOptions<T>): Promise<Tables[T][]> {
     return this.store.list(table, q);
+  }
+
+  listFields<T extends TableName, K extends keyof Tables[T] & string>(table: T, fields: readonly K[], q?: QueryOptions<T>): Promise<Pick<Tables[T], K | ("id" & keyof Tables[T])>[]> {
+    return this.store.listFields(table, fields, q);
   }
 
   get<T extends TableName>(table: T, id: string): Promise<Tables[T] | null> {
@@ -197,6 +203,7 @@ export type StoreRequest =
   | { id: number; op: "putTurn"; job: TurnJob; resent?: boolean }
   | { id: number; op: "put"; table: TableName; row: unknown }
   | { id: number; op: "list"; table: TableName; q?: QueryOptions<TableName> }
+  | { id: number; op: "listFields"; table: TableName; fields: string[]; q?: QueryOptions<TableName> }
   | { id: number; op: "get"; table: TableName; key: string }
   | { id: number; op: "count"; table: TableName; where?: Filter<TableName> }
   | { id: number; op: "lastTurn"; where: Filter<"turns"> }
@@ -223,7 +230,7 @@ interface Pending {
 }
 
 /** Everything but `close` is resent to a restarted store host (reads are idempotent; writes replace by id). */
-const RESENDABLE = new Set(["putTurn", "put", "list", "get", "count", "lastTurn", "health", "memory", "flush"]);
+const RESENDABLE = new Set(["putTurn", "put", "list", "listFields", "get", "count", "lastTurn", "health", "memory", "flush"]);
 
 /** A store host: a child process or a worker thread, behind the same few operations. */
 interface Channel {
@@ -405,6 +412,10 @@ export class RemoteRecordStore implements RecordStore {
 
   list<T extends TableName>(table: T, q?: QueryOptions<T>): Promise<Tables[T][]> {
     return this.call<Tables[T][]>({ op: "list", table, q: q as QueryOptions<TableName> | undefined });
+  }
+
+  listFields<T extends TableName, K extends keyof Tables[T] & string>(table: T, fields: readonly K[], q?: QueryOptions<T>): Promise<Pick<Tables[T], K | ("id" & keyof Tables[T])>[]> {
+    return this.call({ op: "listFields", table, fields: [...fields], q: q as QueryOptions<TableName> | undefined });
   }
 
   get<T extends TableName>(table: T, key: string): Promise<Tables[T] | null> {

@@ -57,6 +57,8 @@ async function handle(m: StoreRequest): Promise<unknown> {
       return undefined;
     case "list":
       return store.list(m.table, m.q);
+    case "listFields":
+      return store.listFields(m.table, m.fields as never[], m.q);
     case "get":
       return store.get(m.table, m.key);
     case "count":

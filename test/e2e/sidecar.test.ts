@@ -416,11 +416,18 @@ describe("control API", () => {
     const recent = (await (await r.api("/clawloop/v1/turns?limit=2")).json()) as { turns: { id: string; content: string }[] };
     expect(recent.turns).toHaveLength(2);
     expect(recent.turns[0]!.content).toBe("echo: x");
-    const sessions = (await (await r.api("/clawloop/v1/sessions")).json()) as { sessions: { sessionId: string; turns: number }[] };
+    const sessions = (await (await r.api("/clawloop/v1/sessions")).json()) as { sessions: { sessionId: string; turns: number }[]; partial: boolean };
     expect(sessions.sessions.map((s) => [s.sessionId, s.turns])).toEqual([
       ["s1", 3],
       ["s0", 1],
     ]);
+    expect(sessions.partial).toBe(false);
+    // Full turns carry their next states (one query for all of them).
+    await r.api("/clawloop/v1/events", { method: "POST", body: JSON.stringify([{ id: "e-x", type: "next_state", kind: "user_message", sessionId: "s1", forRunId: "run-3", text: "thanks" }]) });
+    const full = (await (await r.api("/clawloop/v1/turns?limit=4&full=1")).json()) as { turns: { id: string; nextStates: { id: string }[] }[] };
+    expect(full.turns).toHaveLength(4);
+    expect(full.turns.find((t) => t.id === "run-3:model:1")?.nextStates.map((n) => n.id)).toEqual(["e-x"]);
+    expect(full.turns.filter((t) => t.id !== "run-3:model:1").every((t) => t.nextStates.length === 0)).toBe(true);
     const one = (await (await r.api(`/clawloop/v1/turns/${encodeURIComponent("run-2:model:1")}`)).json()) as { sessionId: string };
     expect(one.sessionId).toBe("s0");
     expect((await r.api("/clawloop/v1/turns?limit=0")).status).toBe(400);
