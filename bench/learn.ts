@@ -32,6 +32,8 @@ const { values: args } = parseArgs({
     /** Print every interaction of every run (default: one line per run). */
     verbose: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
+    /** Let the simulated user run ahead of the trainer (then results depend on this machine's speed). */
+    "no-lockstep": { type: "boolean", default: false },
   },
 });
 
@@ -64,6 +66,7 @@ for (const name of personas) {
       runId,
       seed: Number(args.seed),
       evalEvery: Number(args["eval-every"]),
+      lockstep: !args["no-lockstep"],
       settings: { serve: { model } },
       startLoops: loopsStarter({ cliCommand }),
       printer: args.verbose ? quiet : silent,

@@ -21,7 +21,7 @@ import {
   type TrainMode,
   type TrainStep,
 } from "../core/index.js";
-import { readStatus } from "../trainer/index.js";
+import { listVersions, readStatus } from "../trainer/index.js";
 import { learningCurveSvg } from "./chart.js";
 import { SidecarClient } from "./client.js";
 import { Evaluator, perplexityChange, type Measurement } from "./evaluate.js";
@@ -59,6 +59,15 @@ export interface DemoOptions {
   evalEvery?: number;
   /** Longest wait for the trainer to finish the last samples after the last interaction. */
   drainTimeoutMs?: number;
+  /**
+   * After every `train.batchSize` interactions the user waits until the trainer has trained on
+   * what is ready and the new version is live (default). Learning per interaction then depends on
+   * the algorithm, not on how fast this machine trains; false lets the user run ahead like a real
+   * one who does not wait.
+   */
+  lockstep?: boolean;
+  /** Longest wait at a lockstep point before the user goes on anyway. */
+  lockstepTimeoutMs?: number;
 }
 
 export interface InteractionRecord {
@@ -204,13 +213,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       } else {
         session = null;
       }
+      if ((opts.lockstep ?? true) && i % config.train.batchSize === 0 && i < opts.interactions) {
+        const caughtUp = await catchUp(config, client, () => judgments.length, i, opts.lockstepTimeoutMs ?? 600_000);
+        if (!caughtUp) out.line(`      (the trainer has not caught up after ${Math.round((opts.lockstepTimeoutMs ?? 600_000) / 1000)} s; the user goes on)`);
+      }
     }
     fs.writeFileSync(path.join(opts.runDir, "interactions.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
 
     // Let the loops finish what the last interactions gave them.
     out.line("");
     out.line(`  ${opts.interactions} interactions done; waiting for the judge and the trainer to finish the last ones…`);
-    await drain(config, () => judgments.length >= opts.interactions, opts.drainTimeoutMs ?? (config.train.maxWaitSec + 300) * 1000);
+    // Nothing left waiting (the last, smaller batch goes after train.maxWaitSec), the newest version decided.
+    await catchUp(config, client, () => judgments.length, opts.interactions, opts.drainTimeoutMs ?? (config.train.maxWaitSec + 300) * 1000, 1);
     watching = false;
     await watcher;
     await loops.stopLearning();
@@ -319,18 +333,35 @@ export function interactionsBefore(records: InteractionRecord[], at: string): nu
   return records.filter((r) => r.endedAt <= at).length;
 }
 
-/** Waits until every interaction is judged and the trainer has nothing left to train on (or the timeout). */
-async function drain(config: Config, allJudged: () => boolean, timeoutMs: number): Promise<void> {
+/**
+ * Lockstep: waits until every interaction so far is judged, the trainer has seen every judgment
+ * (each is trained on, waiting or skipped), holds fewer than `maxWaiting` ready samples and is
+ * not in a step, and its newest version has been decided by the switchboard
+ * (live, or rejected). False on timeout.
+ */
+async function catchUp(config: Config, client: SidecarClient, judged: () => number, expected: number, timeoutMs: number, maxWaiting = config.train.batchSize): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   let quiet = 0;
   while (Date.now() < end) {
     const st = readStatus(config.dataDir);
-    const idle = allJudged() && st !== null && st.state === "waiting" && st.samplesWaiting === 0 && st.awaitingTurn === 0;
-    // Twice in a row: the judgment just written may not be in the trainer's status yet.
-    quiet = idle ? quiet + 1 : 0;
-    if (quiet >= 3) return;
-    await sleep(1000);
+    let settled = false;
+    // Every judged turn accounted for by the trainer: trained on (in a version's manifest), waiting, or skipped.
+    const trained = new Set(listVersions(dataPaths(config.dataDir, config.adapters.dir).adapters).flatMap((v) => v.manifest.sampleIds)).size;
+    const accounted = st ? trained + st.samplesWaiting + Object.values(st.samplesSkipped).reduce((a, b) => a + b, 0) : 0;
+    if (judged() >= expected && st && accounted >= judged() && st.state === "waiting" && st.samplesWaiting < maxWaiting && st.awaitingTurn === 0) {
+      if (st.version === null) settled = true;
+      else {
+        const listing = await client.get<{ versions: { id: string; status: string }[] }>("/clawloop/v1/adapters").catch(() => null);
+        const newest = listing?.versions.find((v) => v.id === st.version);
+        settled = newest !== undefined && (newest.status === "live" || newest.status === "rejected" || newest.status === "retired");
+      }
+    }
+    // Three looks in a row: a judgment just written reaches the trainer's status a moment later.
+    quiet = settled ? quiet + 1 : 0;
+    if (quiet >= 3) return true;
+    await sleep(500);
   }
+  return false;
 }
 
 async function readTrainSteps(dataDir: string): Promise<TrainStep[]> {

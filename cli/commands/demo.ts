@@ -20,6 +20,7 @@ interface DemoFlags extends CommonFlags {
   model: string;
   seed: number;
   evalEvery: number;
+  lockstep: boolean;
 }
 
 function positiveInt(v: string): number {
@@ -105,7 +106,8 @@ export function register(program: Command): void {
       .option("--run-dir <dir>", "the run's data directory (default: <data>/runs/<run id>/, fresh each run)")
       .option("--model <path|name>", "the base model: a GGUF file or a known name (fetched on first use)", "smollm2")
       .option("--seed <n>", "the simulated user's seed", (v) => Number.parseInt(v, 10), 1)
-      .option("--eval-every <k>", "measure every k-th adapter version (and always the last)", positiveInt, 1),
+      .option("--eval-every <k>", "measure every k-th adapter version (and always the last)", positiveInt, 1)
+      .option("--no-lockstep", "let the user run ahead of the trainer (default: after every batch the user waits until the new version is live)"),
   ).action(async (flags: DemoFlags) => {
     const root = configFrom(flags);
     const persona = loadPersona(flags.persona);
@@ -124,6 +126,7 @@ export function register(program: Command): void {
       runId,
       seed: flags.seed,
       evalEvery: flags.evalEvery,
+      lockstep: flags.lockstep,
       settings: { ...settings, serve: { ...(settings.serve as object | undefined), model }, ...(flags.logLevel ? { logLevel: flags.logLevel as Config["logLevel"] } : {}) },
       startLoops: loopsStarter(),
       printer,
