@@ -102,28 +102,55 @@ async function chat(server: RunningServer, extra: Record<string, unknown>, i: nu
   return body.usage.completion_tokens;
 }
 
+/** Prints each row as soon as it is measured (a slow machine still shows partial results). */
+class Table {
+  private base: number | null = null;
+  private readonly width = 56;
+
+  header(info: { model: string; cpus: number; loadavg: number[] }): void {
+    if (args.json) return;
+    process.stdout.write(`bench:serve  ${info.model}, ${TOKENS} tokens per request, median of ${REPEATS}, ${info.cpus} CPUs, load at start ${info.loadavg.join(" ")}\n\n`);
+    process.stdout.write(`${"".padEnd(this.width)}  requests  tokens   seconds   tokens/s   × baseline\n`);
+  }
+
+  row(r: Row): void {
+    this.base ??= r.tokensPerSecond;
+    if (args.json) return;
+    process.stdout.write(
+      `${r.name.padEnd(this.width)}  ${String(r.requests).padStart(8)}  ${String(r.tokens).padStart(6)}  ${r.seconds.toFixed(2).padStart(8)}  ${r.tokensPerSecond.toFixed(1).padStart(9)}  ${(r.tokensPerSecond / this.base).toFixed(2).padStart(11)}\n`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const model = await modelPath();
   const threads = Number(args.threads);
+  const table = new Table();
+  const info = { model: path.basename(model), tokensPerRequest: TOKENS, repeats: REPEATS, cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
+  table.header(info);
   const rows: Row[] = [];
-  rows.push(await baseline(model, threads, " (baseline)"));
+  const push = (r: Row) => {
+    rows.push(r);
+    table.row(r);
+  };
+  push(await baseline(model, threads, " (baseline)"));
   // llama.cpp's threads spin while they wait for each other: on a busy machine (the trainer running
   // next to it) one thread can beat several by a wide margin. This row shows which holds here.
-  if ((threads || os.availableParallelism()) > 1) rows.push(await baseline(model, 1, ""));
+  if ((threads || os.availableParallelism()) > 1) push(await baseline(model, 1, ""));
   const server = await startServer({ model, port: 0, contextSize: 1024, parallel: CONCURRENCY, threads });
   try {
     const lp = { logprobs: true, top_logprobs: 0, return_token_ids: true };
     const lp5 = { logprobs: true, top_logprobs: 5, return_token_ids: true };
     const many = (extra: Record<string, unknown>) => async () =>
       (await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => chat(server, extra, i)))).reduce((a, b) => a + b, 0);
-    rows.push(await timed("serve, 1 request", 1, () => chat(server, {}, 0)));
-    rows.push(await timed("serve, 1 request, log-probs + token ids", 1, () => chat(server, lp, 0)));
-    rows.push(await timed("serve, 1 request, top-5 log-probs", 1, () => chat(server, lp5, 0)));
-    rows.push(await timed(`serve, ${CONCURRENCY} concurrent requests`, CONCURRENCY, many({})));
-    rows.push(await timed(`serve, ${CONCURRENCY} concurrent, log-probs + token ids`, CONCURRENCY, many(lp)));
+    push(await timed("serve, 1 request", 1, () => chat(server, {}, 0)));
+    push(await timed("serve, 1 request, log-probs + token ids", 1, () => chat(server, lp, 0)));
+    push(await timed("serve, 1 request, top-5 log-probs", 1, () => chat(server, lp5, 0)));
+    push(await timed(`serve, ${CONCURRENCY} concurrent requests`, CONCURRENCY, many({})));
+    push(await timed(`serve, ${CONCURRENCY} concurrent, log-probs + token ids`, CONCURRENCY, many(lp)));
     // Scoring: prompt log-probs of a long prompt (the teacher / log-prob judge pass).
     const scoreIds = server.engine.model.tokenize(PROMPT.repeat(40), false).slice(0, Number(args["score-tokens"]));
-    rows.push(
+    push(
       await timed(`serve, prompt_logprobs of ${scoreIds.length} tokens (scoring)`, 1, async () => {
         const res = await fetch(`${server.url}/v1/completions`, {
           method: "POST",
@@ -139,18 +166,10 @@ async function main(): Promise<void> {
     await server.close();
   }
   const base = rows[0]!.tokensPerSecond;
-  const info = { model: path.basename(model), tokensPerRequest: TOKENS, repeats: REPEATS, cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
   if (args.json) {
-    process.stdout.write(JSON.stringify({ ...info, rows: rows.map((r) => ({ ...r, ratio: r.tokensPerSecond / base })) }, null, 2) + "\n");
-    return;
-  }
-  process.stdout.write(`bench:serve  ${info.model}, ${TOKENS} tokens per request, median of ${REPEATS}, ${info.cpus} CPUs, load ${info.loadavg.join(" ")}\n\n`);
-  const w = Math.max(...rows.map((r) => r.name.length));
-  process.stdout.write(`${"".padEnd(w)}  requests  tokens   seconds   tokens/s   × baseline\n`);
-  for (const r of rows) {
-    process.stdout.write(
-      `${r.name.padEnd(w)}  ${String(r.requests).padStart(8)}  ${String(r.tokens).padStart(6)}  ${r.seconds.toFixed(2).padStart(8)}  ${r.tokensPerSecond.toFixed(1).padStart(9)}  ${(r.tokensPerSecond / base).toFixed(2).padStart(11)}\n`,
-    );
+    process.stdout.write(JSON.stringify({ ...info, loadavgAtEnd: os.loadavg(), rows: rows.map((r) => ({ ...r, ratio: r.tokensPerSecond / base })) }, null, 2) + "\n");
+  } else {
+    process.stdout.write(`\nload at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
   }
 }
 
