@@ -293,8 +293,17 @@ export class Proxy {
       return;
     }
     const raw = body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks);
-    const { tags, model, route, forward, strip, requestError, request } = this.prepare(req, raw, endpoint);
+    const { tags, model, route, forward, strip, requestError, json } = this.prepare(req, raw, endpoint);
+    const headers = upstreamHeaders(req.headers, upstream.host, ["content-length", "expect"]);
+    headers["content-length"] = String(forward.length);
+    // A response that may need rewriting must arrive readable.
+    if (strip) headers["accept-encoding"] = "identity";
+    const upReq = upstream.request("POST", req.url ?? "/", headers);
+    // On its way first: placement and bookkeeping happen while the upstream works.
+    upReq.end(forward);
+
     const turnId = tags.callId ? book.turnIdFor(tags.callId) : `turn-${randomUUID()}`;
+    const request = json && !requestError ? turnRequest(json) : null;
     const ticket = this.ticket({ turnId, tags, request, model, endpoint, headers: req.headers, placer });
     const call: Call = {
       turnId,
@@ -313,12 +322,6 @@ export class Proxy {
       recorded: null,
       clientGone: false,
     };
-
-    const headers = upstreamHeaders(req.headers, upstream.host, ["content-length", "expect"]);
-    headers["content-length"] = String(forward.length);
-    // A response that may need rewriting must arrive readable.
-    if (strip) headers["accept-encoding"] = "identity";
-    const upReq = upstream.request("POST", req.url ?? "/", headers);
     const timer = setTimeout(() => upReq.destroy(new Error(`no response within ${config.upstreamTimeoutMs} ms`)), config.upstreamTimeoutMs);
     let responded = false;
     res.on("close", () => {
@@ -353,19 +356,18 @@ export class Proxy {
         res.destroy();
       });
     });
-    upReq.end(forward);
   }
 
   /**
-   * Reads the client's body: tags, model, route, and what goes to the upstream. The parsed body stays
-   * in here (only the recorded request leaves, for placement), so a call in flight does not keep a
-   * second copy of an agent's ~40 KB prompt alive.
+   * Reads the client's body: tags, model, route, and what goes to the upstream. (The parsed body is
+   * used for placement and dropped: no closure of a call in flight holds it, so a call does not keep
+   * a second copy of an agent's ~40 KB prompt alive.)
    */
   private prepare(
     req: IncomingMessage,
     raw: Buffer,
     endpoint: "chat" | "completions",
-  ): { tags: Tags; model: string; route: Route; forward: Buffer; strip: StripSpec | null; requestError: string | null; request: TurnRequest | null } {
+  ): { tags: Tags; model: string; route: Route; forward: Buffer; strip: StripSpec | null; requestError: string | null; json: Obj | null } {
     const { config, upstream, switchboard } = this.deps;
     let json: Obj | null = null;
     let requestError: string | null = null;
@@ -398,7 +400,7 @@ export class Proxy {
         forward = injectFieldsRaw(raw, plan.add);
       }
     }
-    return { tags, model, route, forward, strip, requestError, request: json && !requestError ? turnRequest(json) : null };
+    return { tags, model, route, forward, strip, requestError, json };
   }
 
   private ticket(input: {
@@ -527,7 +529,11 @@ export class Proxy {
     const encoded = String(upRes.headers["content-encoding"] ?? "identity") !== "identity";
     if (encoded) strip = null;
     res.writeHead(upRes.statusCode ?? 200, upRes.statusMessage, clientHeaders(upRes.rawHeaders, strip ? ["content-length"] : []));
-    res.flushHeaders();
+    // The headers leave with the first event when it came with them (one packet, as from the
+    // upstream), else as soon as this turn of the event loop is over.
+    setImmediate(() => {
+      if (!res.headersSent && !res.destroyed) res.flushHeaders();
+    });
     const splitter = new SseSplitter();
     // A compressed stream goes to the client as is; the recorder reads a decompressed copy.
     const decoder = encoded ? this.decoder(String(upRes.headers["content-encoding"])) : null;
