@@ -7,6 +7,7 @@ export interface ClientOptions {
   /** Server base URL, with or without a trailing `/v1`. */
   baseUrl: string;
   apiKey?: string | null;
+  /** Per request; Node's fetch caps the wait for response headers at 300 s. */
   timeoutMs: number;
   retries: number;
   /** First backoff delay; doubles per attempt, capped at `maxBackoffMs`. */
@@ -34,6 +35,8 @@ export function normalizeBaseUrl(url: string): string {
 }
 
 const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+/** Node's fetch (undici) waits at most this long for response headers, whatever `timeoutMs` says. */
+const FETCH_LIMIT_MS = 300_000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -139,10 +142,12 @@ export class OpenAIClient {
       res = await fetch(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
-      const timedOut = timeout.aborted;
       const cause = (err as { cause?: { code?: string } }).cause?.code;
+      // Node's fetch also gives up on its own after 300 s without response headers.
+      const timedOut = timeout.aborted || cause === "UND_ERR_HEADERS_TIMEOUT" || cause === "UND_ERR_BODY_TIMEOUT";
+      const limit = timeout.aborted ? this.opts.timeoutMs : FETCH_LIMIT_MS;
       throw new EndpointError(
-        timedOut ? `${method} ${path}: no answer within ${this.opts.timeoutMs} ms` : `${method} ${path}: ${cause ?? (err as Error).message}`,
+        timedOut ? `${method} ${path}: no answer within ${limit} ms` : `${method} ${path}: ${cause ?? (err as Error).message}`,
         null,
         true,
       );

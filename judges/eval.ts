@@ -38,7 +38,7 @@ export interface EvalReport {
   hint: { expected: number; predicted: number; both: number; precision: number | null; recall: number | null };
   cost: { meanTokens: number; meanMs: number; p50Ms: number; p95Ms: number; totalTokens: number; wallMs: number };
   byKind: Record<string, { cases: number; accuracy: number }>;
-  /** Model votes cast and how many were valid answers (0/0 for rules). */
+  /** PRM votes cast and how many were valid answers (0/0 for other methods). */
   votes: { cast: number; valid: number };
   failed: number;
   firstError: string | null;
@@ -125,7 +125,11 @@ export function summarize(judge: string, results: CaseResult[], wallMs: number):
       wallMs,
     },
     byKind,
-    votes: { cast: results.reduce((n, r) => n + r.votes.length, 0), valid: results.reduce((n, r) => n + r.votes.filter((v) => v !== null).length, 0) },
+    // Only sampled answers can be invalid: rules and the log-prob judge always give a score.
+    votes: {
+      cast: results.reduce((n, r) => n + (r.method === "prm" ? r.votes.length : 0), 0),
+      valid: results.reduce((n, r) => n + (r.method === "prm" ? r.votes.filter((v) => v !== null).length : 0), 0),
+    },
     failed: failed.length,
     firstError: failed[0]?.error ?? null,
     results,
