@@ -57,6 +57,31 @@ describe("content-addressed turns", () => {
     expect(joinTurn(b.turn, b.refs!, (id) => s.rows.get(id))).toEqual(bigTurn(2));
   });
 
+  it("keeps the call's own messages in the row: the latest user message and what follows the last answer", () => {
+    const s = store();
+    const long = (t: string) => t.repeat(BLOB_MIN_CHARS);
+    const t = makeTurn(5, {
+      request: {
+        params: {},
+        messages: [
+          { role: "system", content: SYSTEM },
+          { role: "user", content: long("u") },
+          { role: "assistant", content: long("a"), tool_calls: [] },
+          { role: "user", content: long("v") },
+          { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "read", arguments: "{}" } }] },
+          { role: "tool", tool_call_id: "c1", content: long("t") },
+        ],
+      },
+    });
+    const r = s.split(t);
+    // System prompt, the first question and the first answer are history; the latest question and
+    // the tool result are this call's.
+    expect(Object.keys(r.refs?.m ?? {})).toEqual(["0", "1", "2"]);
+    expect(r.turn.request.messages?.[3]?.content).toBe(long("v"));
+    expect(r.turn.request.messages?.[5]?.content).toBe(long("t"));
+    expect(joinTurn(r.turn, r.refs!, (id) => s.rows.get(id))).toEqual(t);
+  });
+
   it("leaves small turns untouched", () => {
     const s = store();
     const t = makeTurn(3);

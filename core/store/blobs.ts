@@ -148,8 +148,15 @@ export function splitTurn(turn: Turn, known: BlobIdCache, knownIds: RecentIds): 
   let request: TurnRequest = turn.request;
   const messages = request.messages;
   if (Array.isArray(messages)) {
+    // What is new in this call (the messages after the last answer) and the latest user message
+    // stay in the row: they are this call's own, and SQL filters on `request` can still find them.
+    // System prompts are shared whatever their place.
+    const lastAssistant = messages.findLastIndex((m) => m?.role === "assistant");
+    const lastUser = messages.findLastIndex((m) => m?.role === "user");
+    const shared = (m: ChatMessage) => m?.role === "system" || m?.role === "developer";
     let stored: (ChatMessage | null)[] | null = null;
     messages.forEach((m, i) => {
+      if (i === lastUser || (i > lastAssistant && !shared(m))) return;
       const id = blobOf(m);
       if (id === null) return;
       stored ??= [...messages];

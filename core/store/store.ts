@@ -23,8 +23,9 @@ export interface QueryOptions<T extends TableName> {
   /** Equality filters on fields. */
   where?: Filter<T>;
   /**
-   * Extra SQL (DataFusion) predicate over snake_case columns, applied in LanceDB only. Text a turn
-   * shares with others (large messages, tool schemas: store/blobs.ts) is not in its `request` column.
+   * Extra SQL (DataFusion) predicate over snake_case columns, applied in LanceDB only. A turn's
+   * `request` column holds its latest user message and the messages after its last answer; earlier
+   * large messages and the tool schemas, which calls share, are stored apart (store/blobs.ts).
    */
   sql?: string;
   limit?: number;
