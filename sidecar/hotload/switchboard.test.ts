@@ -237,6 +237,26 @@ describe("hot-load switchboard (scripted vLLM)", () => {
     expect(server2.calls).toEqual(["load clawloop-v000002"]);
   });
 
+  it("replaces a name the server already has from someone else (a previous run's weights) instead of serving those", async () => {
+    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+    cleanup.push(() => server.close());
+    // Another data directory's v000001, still loaded in the long-running server.
+    const other = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-other-"));
+    cleanup.push(() => fs.rmSync(other, { recursive: true, force: true }));
+    writeVersion(other, 1);
+    const pre = await fetch(`${server.url}/v1/load_lora_adapter`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ lora_name: "clawloop-v000001", lora_path: path.join(other, "v000001") }),
+    });
+    expect(pre.status).toBe(200);
+    const r = await startRig({ server });
+    writeVersion(r.adapters, 1);
+    await r.waitLive("v000001");
+    expect(server.calls).toEqual(["load clawloop-v000001", "unload clawloop-v000001", "load clawloop-v000001"]);
+    expect(server.adapters.get("clawloop-v000001")).toBe(path.join(r.adapters, "v000001"));
+  });
+
   it("loads the live version again when the model server restarts under it", async () => {
     const first = await startLoraServer({ kind: "vllm", model: "base-m" });
     const r = await startRig({ server: first });

@@ -375,6 +375,10 @@ export class HotloadSwitchboard implements Switchboard {
         this.putRow(name, {});
         const servedName = driver.servedName(name, base);
         try {
+          // The server has this name but we did not load it: it holds someone else's weights (a
+          // previous run's, another data directory's, a sidecar that crashed), and "already loaded"
+          // would serve those under this version. Unload it first.
+          if (driver.capabilities.runtimeLoad && (await driver.loaded())?.includes(servedName)) await driver.unload(servedName);
           await driver.load(servedName, dir);
         } catch (err) {
           const e = err as DriverError;
