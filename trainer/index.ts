@@ -7,6 +7,7 @@ export { readStatus, statusFile, type TrainStatus } from "./status.js";
 export { createProgress, progressLine, sparkline, type Progress } from "./progress.js";
 export { listVersions, readManifest, verifyAdapterDir, versionName, type VersionEntry } from "./versions.js";
 export { buildSample, type SkipReason, type Exchange } from "./samples.js";
+export { renderExchange, type RenderedExchange } from "./render.js";
 export { computeAdvantages, signalsFor } from "./advantages.js";
 export { appendHint, HINT_HEADER } from "./hint.js";
 export { trainOnBatch, type StepSettings, type StepOutcome } from "./step.js";

@@ -13,7 +13,7 @@ import { InvalidArgumentError } from "commander";
 import { readPeftAdapter, type LoraAdapter } from "../../adapters/index.js";
 import type { ChatMessage } from "../../core/index.js";
 import { Engine, EXECUTION_PROVIDERS, loadModel, type ExecutionProvider, type LoadedModel, type ScoreItem } from "../../trainer/engine/index.js";
-import { renderExchange } from "../../trainer/render.js";
+import { renderExchange } from "../../trainer/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
 
 export interface ScoreOptions {

@@ -29,7 +29,7 @@ import type { LoadedModel } from "../../trainer/engine/model/types.js";
 import { openLlamaReference } from "../../trainer/engine/testing/llama-reference.js";
 import { offlineBatches } from "../../trainer/offline.js";
 import { realBackend } from "../../trainer/real-backend.js";
-import { renderExchange } from "../../trainer/render.js";
+import { renderExchange } from "../../trainer/index.js";
 import { buildSample } from "../../trainer/samples.js";
 import { stepSettings } from "../../trainer/loop.js";
 import { trainOnBatch } from "../../trainer/step.js";
