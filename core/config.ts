@@ -173,6 +173,17 @@ export const configSchema = z.object({
       retrySec: z.coerce.number().positive().default(15),
       /** Longest a single load may take (Ollama builds a model; vLLM reads the adapter). */
       loadTimeoutSec: z.coerce.number().positive().default(300),
+      /**
+       * Version directories the trainer keeps: the newest this many, plus the live, the pinned and
+       * the rolled-back-to (HEAD.json) version and the one it continues from; older ones are
+       * deleted after each step. 0 keeps every version.
+       */
+      keepVersions: z.coerce.number().int().min(0).default(20),
+      /**
+       * A version is deleted only once it has been outside the kept set for this long, on two looks
+       * at the adapters table: a pin the sidecar has not yet written to the store is seen first.
+       */
+      pruneGraceSec: z.coerce.number().min(0).default(30),
     })
     .prefault({}),
 

@@ -3,6 +3,7 @@ export * from "./types.js";
 export * from "./config.js";
 export * from "./events.js";
 export * from "./paths.js";
+export * from "./train-pause.js";
 export * from "./log.js";
 export * from "./store/index.js";
 export * from "./openai.js";

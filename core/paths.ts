@@ -14,6 +14,8 @@ export interface DataPaths {
   runs: string;
   /** Status files each loop writes for `clawloop status`. */
   loops: string;
+  /** Present while training is paused (core/train-pause.ts). */
+  trainPaused: string;
 }
 
 export function dataPaths(dataDir: string, adaptersDir?: string | null): DataPaths {
@@ -27,6 +29,7 @@ export function dataPaths(dataDir: string, adaptersDir?: string | null): DataPat
     config: path.join(root, "config.json"),
     runs: path.join(root, "runs"),
     loops: path.join(root, "loops"),
+    trainPaused: path.join(root, "train.paused"),
   };
 }
 

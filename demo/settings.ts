@@ -27,7 +27,8 @@ export const DEMO_SETTINGS: ConfigOverrides = {
     nice: 0,
   },
   serve: { port: 0, contextSize: 4096, parallel: 4 },
-  adapters: { retrySec: 2 },
+  // keepVersions 0: the demo measures every version after the run (retention would delete old ones).
+  adapters: { retrySec: 2, keepVersions: 0 },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -3,7 +3,7 @@
 // loop at an exact place (mid-step, just before or just after a version's rename) and check that
 // a restart reuses no sample and skips none. Unset, it costs one property read.
 
-export type CrashPoint = "step-start" | "before-version" | "after-version";
+export type CrashPoint = "step-start" | "before-version" | "after-version" | "prune-recorded" | "prune-renamed";
 
 const reached = new Map<string, number>();
 

@@ -50,7 +50,17 @@ export function newHead(adaptersDir: string, stateDir: string): Head | null {
   return head && !sameHead(head, readObeyed(stateDir)) ? head : null;
 }
 
-export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateDir: string): Tip {
+/** What the lineage walk needs of a version deleted by retention (adapters/drivers/pruned.ts). */
+export interface PrunedLink {
+  version: number;
+  parent: string | null;
+}
+
+/**
+ * `pruned`: versions deleted by retention, by name. The walk from a version back to the rollback
+ * target goes through them too, so deleting a version in the middle of a lineage does not cut it.
+ */
+export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateDir: string, pruned: ReadonlyMap<string, PrunedLink> = new Map()): Tip {
   const newest = versions.at(-1) ?? null;
   const head = readHead(adaptersDir);
   if (!head) return { tip: newest, rolledBackTo: null, problem: null };
@@ -66,13 +76,18 @@ export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateD
     rolledBackTo = head.version;
   }
   const root = byName.get(obeyed!.version);
-  if (!root) return { tip: newest, rolledBackTo: null, problem: `the rollback target ${obeyed!.version} no longer exists; continuing from the newest` };
+  const link = (name: string): PrunedLink | undefined => {
+    const v = byName.get(name);
+    return v ? { version: v.version, parent: v.manifest.parent } : pruned.get(name);
+  };
   // Versions written after the rollback descend from its target through versions also written after it.
   const descends = (v: VersionEntry): boolean => {
-    let cur: VersionEntry | undefined = v;
-    while (cur && cur.version > obeyed!.above) cur = cur.manifest.parent ? byName.get(cur.manifest.parent) : undefined;
-    return cur?.name === obeyed!.version;
+    let name: string | null = v.name;
+    for (let cur = link(name); cur && cur.version > obeyed!.above; cur = name ? link(name) : undefined) name = cur.parent;
+    return name === obeyed!.version;
   };
   const after = versions.filter((v) => v.version > obeyed!.above && descends(v));
-  return { tip: after.at(-1) ?? root, rolledBackTo, problem: null };
+  const tip = after.at(-1) ?? root;
+  if (!tip) return { tip: newest, rolledBackTo: null, problem: `the rollback target ${obeyed!.version} no longer exists; continuing from the newest` };
+  return { tip, rolledBackTo, problem: null };
 }

@@ -199,6 +199,8 @@ describe("train loop", () => {
     await addJudged(1, 6);
     const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000003", () => listVersions(adapters()).length === 3);
+    // v000001 is neither live, pinned nor among the two newest: its optimizer state goes after v000003.
+    await until("v000001's optimizer state dropped", () => !fs.existsSync(path.join(dataDir, "trainer", "optim-v000001.bin")));
     const v1Bytes = fs.readFileSync(path.join(adapters(), "v000001", "adapter_model.safetensors"));
     writeHead(adapters(), "v000001", "rollback to v000001");
     await addJudged(7, 8);
@@ -216,7 +218,7 @@ describe("train loop", () => {
     const v4Bytes = fs.readFileSync(path.join(v4.dir, "adapter_model.safetensors"));
 
     // v000004 really grew from v000001's weights: v000001, then call-7/8, in a fresh directory gives
-    // the same bytes (with fresh optimizer moments: only the two newest versions keep theirs).
+    // the same bytes (with fresh optimizer moments: v000001's were dropped).
     for (const l of loops.splice(0)) await l.stop();
     await writer.close();
     const first = dataDir;

@@ -6,16 +6,21 @@
 // (outside the version directory), then the version directory (temporary name → rename), then the
 // train_steps row. A restart resumes from the newest complete version and its optimizer state and
 // takes "already trained on" from the manifests, so no sample is reused and none skipped.
+//
+// Pausing (`<data>/train.paused`, core/train-pause.ts): looked at before every step; while it is
+// there no step starts (the one in progress finishes), samples keep accumulating and are trained on
+// after the resume. Retention (trainer/retention.ts): after each step, old versions go.
 import fs from "node:fs";
 import path from "node:path";
 import type { LoraAdapter } from "../adapters/index.js";
-import { createLogger, dataPaths, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
-import { TARGET_MODULES } from "../adapters/index.js";
+import { createLogger, dataPaths, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
+import { readHead, readPruned, TARGET_MODULES } from "../adapters/index.js";
 import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
 import { newHead, resolveTip } from "./lineage.js";
+import { readTable, Retention } from "./retention.js";
 import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
 import type { Progress } from "./progress.js";
@@ -126,6 +131,7 @@ class ContinuousTrainer implements TrainLoop {
   private wake: (() => void) | null = null;
   private current: TrainStatus;
   private readonly settings: StepSettings;
+  private readonly retention: Retention;
 
   constructor(
     private readonly config: Config,
@@ -142,6 +148,14 @@ class ContinuousTrainer implements TrainLoop {
     this.settings = stepSettings(config);
     this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.weights.config.vocabSize });
     this.current = newStatus(t.mode, model.name);
+    const a = config.adapters;
+    this.retention = new Retention({
+      adaptersDir,
+      keep: a.keepVersions,
+      graceMs: a.pruneGraceSec * 1000,
+      logger,
+      hooks: { beforeRename: () => crashPoint("prune-recorded"), beforeRemove: () => crashPoint("prune-renamed") },
+    });
   }
 
   status(): TrainStatus {
@@ -154,11 +168,14 @@ class ContinuousTrainer implements TrainLoop {
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
     const versions = listVersions(this.adaptersDir);
+    // Versions deleted by retention still count: their samples are done, their numbers taken.
+    const present = new Set(versions.map((v) => v.name));
+    const pruned = new Map([...readPruned(this.adaptersDir)].filter(([name]) => !present.has(name)));
     // Samples of versions abandoned by a rollback count as used: the rollback undid what they
     // taught on purpose, and training on them again would likely teach it again.
-    this.uses = trainedCounts(versions);
-    this.newestVersion = versions.at(-1)?.version ?? 0;
-    const { tip, rolledBackTo, problem } = resolveTip(versions, this.adaptersDir, this.state.dir);
+    this.uses = trainedCounts([...versions.map((v) => v.manifest), ...pruned.values()]);
+    this.newestVersion = [...pruned.values()].reduce((n, p) => Math.max(n, p.version), versions.at(-1)?.version ?? 0);
+    const { tip, rolledBackTo, problem } = resolveTip(versions, this.adaptersDir, this.state.dir, pruned);
     if (problem) this.logger.warn(problem);
     if (rolledBackTo) this.logger.info({ version: rolledBackTo }, "continuing from a rolled-back version");
     this.latest = tip;
@@ -167,6 +184,7 @@ class ContinuousTrainer implements TrainLoop {
       this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
       this.state.prune(0);
       this.publish({ state: "waiting" });
+      await this.retain();
       return;
     }
     const m = this.latest.manifest;
@@ -189,7 +207,8 @@ class ContinuousTrainer implements TrainLoop {
     const optim = this.state.loadOptimizer(this.latest.name);
     if (optim) this.optimizer.loadState(optim);
     else this.logger.warn({ version: this.latest.name }, "no optimizer state for the latest version; continuing with fresh moments");
-    this.state.prune(this.latest.version);
+    // States of older versions go in retain(), which knows which of them are in use.
+    this.state.prune(this.latest.version, Infinity);
     // The crash window between a version's rename and its train_steps row: put the row again (by id).
     const step = this.state.loadStep(this.latest.name);
     if (step) {
@@ -198,6 +217,25 @@ class ContinuousTrainer implements TrainLoop {
     }
     this.logger.info({ version: this.latest.name, step: m.step, trainedSamples: this.uses.size }, "resumed");
     this.publish({ state: "waiting", version: this.latest.name });
+    await this.retain();
+  }
+
+  /**
+   * Deletes old adapter versions and optimizer states, keeping what is in use (trainer/retention.ts).
+   * Optimizer states go sooner than versions: kept are the two newest, and those of the versions a
+   * rollback most likely names (live, pinned, HEAD.json's, the ones that served last), so training
+   * continues from a rollback target with its own moments. Never throws: when the adapters table
+   * cannot be read, nothing is deleted this time.
+   */
+  private async retain(): Promise<void> {
+    try {
+      const table = await readTable(this.store);
+      const head = readHead(this.adaptersDir)?.version ?? null;
+      this.state.prune(this.latest?.version ?? 0, 2, new Set([...table.inUse, ...table.served, ...(head ? [head] : [])]));
+      this.retention.pass({ table: table.inUse, head, tip: this.latest?.name ?? null });
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, "adapter retention skipped this time (nothing deleted)");
+    }
   }
 
   run(): void {
@@ -218,6 +256,7 @@ class ContinuousTrainer implements TrainLoop {
       try {
         // A rollback by the sidecar: continue from the version it names.
         if (newHead(this.adaptersDir, this.state.dir)) await this.resume();
+        if (this.retention.due()) await this.retain();
         const scan = await this.sampleSource.scan(this.uses, t.epochs, this.quarantined);
         // Samples of a failed step go to the back, so one bad sample does not hold up the others.
         const fails = (id: string) => this.failures.get(id) ?? 0;
@@ -228,11 +267,19 @@ class ContinuousTrainer implements TrainLoop {
           batchSize: t.batchSize,
           maxWaitMs: t.maxWaitSec * 1000,
         });
+        // Paused: no step starts; the samples keep being counted and wait for the resume.
+        const paused = readTrainPause(this.config.dataDir);
         this.publish({
           samplesWaiting: scan.ready.length,
           samplesSkipped: { ...scan.skipped, failed: this.quarantined.size },
           awaitingTurn: scan.awaitingTurn,
+          paused,
+          ...(paused ? { state: "paused" as const } : this.current.state === "paused" ? { state: "waiting" as const } : {}),
         });
+        if (paused) {
+          await this.sleep(sleepMs);
+          continue;
+        }
         if (decision.batch) {
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
@@ -318,7 +365,6 @@ class ContinuousTrainer implements TrainLoop {
       this.store.put("train_steps", row);
       this.latest = { version, name, dir, manifest };
       this.newestVersion = version;
-      this.state.prune(version);
       for (const id of ids) {
         this.uses.set(id, (this.uses.get(id) ?? 0) + 1);
         this.failures.delete(id);
@@ -327,6 +373,7 @@ class ContinuousTrainer implements TrainLoop {
       this.noteStep(row);
       this.publish({ state: "waiting", version: name, lastError: null });
       this.opts.onStep?.(row);
+      await this.retain();
     } catch (err) {
       // The adapter and optimizer may be ahead of what is on disk: go back to the last version.
       for (const id of ids) {

@@ -23,6 +23,7 @@ export function progressLine(s: TrainStatus, batchSize: number, width = 120): st
   const skipped = Object.values(s.samplesSkipped).reduce((a, b) => a + b, 0);
   if (skipped) parts.push(`${skipped} skipped`);
   if (s.state === "training") parts.push("training…");
+  if (s.paused) parts.push(`paused since ${s.paused.since.replace("T", " ").slice(0, 19)} (clawloop train resume)`);
   if (s.lastError) parts.push(`error: ${s.lastError.message}`);
   const line = parts.join(" │ ");
   return line.length > width ? line.slice(0, width - 1) + "…" : line;
@@ -54,8 +55,14 @@ export function createProgress(opts: {
   }
   let lastVersion: string | null = null;
   let lastError: string | null = null;
+  let paused = false;
   return {
     update(s) {
+      if (Boolean(s.paused) !== paused) {
+        paused = Boolean(s.paused);
+        if (s.paused) logger.info({ since: s.paused.since, by: s.paused.by, reason: s.paused.reason, waiting: s.samplesWaiting }, "training paused: no step starts until `clawloop train resume`");
+        else logger.info({ waiting: s.samplesWaiting }, "training resumed");
+      }
       if (s.lastStep && s.lastStep.version !== lastVersion) {
         lastVersion = s.lastStep.version;
         logger.info(

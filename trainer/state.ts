@@ -46,8 +46,12 @@ export class TrainerState {
     }
   }
 
-  /** Keeps the state of the `keep` newest versions up to `latest`; drops the rest and interrupted writes. */
-  prune(latest: number, keep = 2): void {
+  /**
+   * Keeps the state of the `keep` newest versions up to `latest` and of the versions in `alsoKeep`
+   * (live, pinned, the rollback target: continuing from one needs its optimizer moments); drops the
+   * rest and interrupted writes (newer than `latest`).
+   */
+  prune(latest: number, keep = 2, alsoKeep: ReadonlySet<string> = new Set()): void {
     let names: string[];
     try {
       names = fs.readdirSync(this.dir);
@@ -56,7 +60,8 @@ export class TrainerState {
     }
     for (const n of names) {
       const m = FILE.exec(n);
-      const stale = n.endsWith(".tmp") || (m !== null && (Number(m[2]) > latest || Number(m[2]) <= latest - keep));
+      const old = m !== null && Number(m[2]) <= latest - keep && !alsoKeep.has(`v${m[2]}`);
+      const stale = n.endsWith(".tmp") || (m !== null && Number(m[2]) > latest) || old;
       if (stale) fs.rmSync(path.join(this.dir, n), { force: true });
     }
   }

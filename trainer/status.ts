@@ -2,13 +2,13 @@
 // atomically on every change, so a reader never sees half of it.
 import fs from "node:fs";
 import path from "node:path";
-import { dataPaths, type TrainMode } from "../core/index.js";
+import { dataPaths, type TrainMode, type TrainPause } from "../core/index.js";
 import type { SkipReason } from "./samples.js";
 import { writeFileAtomic } from "./versions.js";
 
 export interface TrainStatus {
   pid: number;
-  state: "starting" | "waiting" | "training" | "stopped" | "failed";
+  state: "starting" | "waiting" | "training" | "paused" | "stopped" | "failed";
   mode: TrainMode;
   model: string | null;
   /** Samples ready and not yet trained on. */
@@ -17,6 +17,8 @@ export interface TrainStatus {
   samplesSkipped: Record<SkipReason | "failed", number>;
   /** Judged, but their turn is not in the store yet. */
   awaitingTurn: number;
+  /** Set while training is paused (`clawloop train pause`): no step starts until the resume. */
+  paused: TrainPause | null;
   /** Latest adapter version (null: none yet). */
   version: string | null;
   lastStep: {
@@ -45,6 +47,7 @@ export function newStatus(mode: TrainMode, model: string | null): TrainStatus {
     samplesWaiting: 0,
     samplesSkipped: { "no-signal": 0, "empty-response": 0, "too-long": 0, unrenderable: 0, failed: 0 },
     awaitingTurn: 0,
+    paused: null,
     version: null,
     lastStep: null,
     rewardTrend: [],

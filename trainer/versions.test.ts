@@ -54,7 +54,7 @@ describe("adapter versions", () => {
   it("counts how often each sample was trained on", async () => {
     await writeAdapterDir(path.join(root, "v000001"), { version: 1, name: "v000001" }, fields(["a", "b"]), () => undefined);
     await writeAdapterDir(path.join(root, "v000002"), { version: 2, name: "v000002" }, fields(["b", "c"]), () => undefined);
-    expect([...trainedCounts(listVersions(root))]).toEqual([["a", 1], ["b", 2], ["c", 1]]);
+    expect([...trainedCounts(listVersions(root).map((v) => v.manifest))]).toEqual([["a", 1], ["b", 2], ["c", 1]]);
     expect(() => versionName(0)).toThrow();
     expect(versionName(42)).toBe("v000042");
   });

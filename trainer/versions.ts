@@ -1,6 +1,7 @@
 // Adapter versions on disk: `<adapters>/v<NNNNNN>/`, each written under a temporary name and
-// renamed into place, never changed afterwards. The manifests are the single source of truth for
-// which samples have been trained on, so a restart reuses none and skips none.
+// renamed into place, never changed afterwards. The manifests (and, for versions deleted by
+// retention, their records in PRUNED.jsonl) are the single source of truth for which samples have
+// been trained on, so a restart reuses none and skips none.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -49,10 +50,10 @@ export function readManifest(dir: string): AdapterManifest | null {
   }
 }
 
-/** How many times each sample id appears in the versions' manifests. */
-export function trainedCounts(versions: VersionEntry[]): Map<string, number> {
+/** How many times each sample id appears in these manifests (of versions, and of pruned versions' records). */
+export function trainedCounts(manifests: Iterable<{ sampleIds: readonly string[] }>): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const v of versions) for (const id of v.manifest.sampleIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const m of manifests) for (const id of m.sampleIds) counts.set(id, (counts.get(id) ?? 0) + 1);
   return counts;
 }
 

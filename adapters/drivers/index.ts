@@ -12,6 +12,7 @@ export { SglangDriver } from "./sglang.js";
 export { OllamaDriver } from "./ollama.js";
 export { LlamaCppDriver } from "./llamacpp.js";
 export { readHead, writeHead, HEAD_FILE, type Head } from "./lineage.js";
+export { readPruned, appendPruned, prunedRecord, PRUNED_FILE, TRASH_PREFIX, type PrunedVersion } from "./pruned.js";
 export { versionProblems, readVersionManifest, GGUF_ADAPTER, PEFT_FILES } from "./files.js";
 export {
   PROBE_FILE,

@@ -4,7 +4,8 @@
 //               from V (the sidecar writes <adapters>/HEAD.json, which the trainer reads every step)
 //   pin V       V goes live and stays live; new versions wait (as candidates) until unpin
 //   unpin       the newest good version goes live again as versions arrive
-// `list` works without a running sidecar too (from the store and the adapters directory).
+// `list` works without a running sidecar too (from the store and the adapters directory). Versions
+// the trainer's retention deleted (adapters.keepVersions) are not listed, by the sidecar or here.
 import fs from "node:fs";
 import { Command } from "commander";
 import { readVersionManifest } from "../../adapters/index.js";
@@ -80,13 +81,16 @@ export async function offlineListing(config: Config): Promise<Listing> {
   } catch {
     // no versions yet
   }
+  const present = new Set<string>();
   for (const name of names) {
-    if (rows.has(name)) continue;
     const manifest = readVersionManifest(`${dir}/${name}`);
     if (!manifest) continue;
+    present.add(name);
+    if (rows.has(name)) continue;
     rows.set(name, { id: name, version: manifest.version, dir: `${dir}/${name}`, manifest, status: "candidate", statusReason: "not seen by a sidecar yet", pinned: false, loadedAt: null, liveAt: null, retiredAt: null });
   }
-  const versions = [...rows.values()].sort((a, b) => b.version - a.version);
+  // Pruned versions are left out, as the sidecar's listing does (a live or pinned row stays).
+  const versions = [...rows.values()].filter((r) => present.has(r.id) || r.status === "live" || r.pinned).sort((a, b) => b.version - a.version);
   return { live: versions.find((v) => v.status === "live")?.id ?? null, pinned: versions.find((v) => v.pinned)?.id ?? null, versions };
 }
 

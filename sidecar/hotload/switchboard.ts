@@ -20,6 +20,7 @@ import {
   compareProbe,
   DriverError,
   readProbeFile,
+  readPruned,
   readVersionManifest,
   versionProblems,
   writeHead,
@@ -492,15 +493,30 @@ export class HotloadSwitchboard implements Switchboard {
 
   // ---------------------------------------------------------------- rollback, pin, unpin
 
-  /** The adapters API's listing: newest first. */
+  /**
+   * The adapters API's listing: newest first. Versions whose directory is gone (deleted by the
+   * trainer's retention, adapters.keepVersions) are left out; their rows stay in the table.
+   */
   versions(): { live: string | null; pinned: string | null; versions: AdapterVersion[] } {
-    for (const v of this.scan()) if (!this.rows.has(v.name)) this.putRow(v.name, {});
-    const versions = [...this.rows.values()].sort((a, b) => b.version - a.version);
+    const present = new Set<string>();
+    for (const v of this.scan()) {
+      present.add(v.name);
+      if (!this.rows.has(v.name)) this.putRow(v.name, {});
+    }
+    const shown = (r: AdapterVersion) => present.has(r.id) || r.id === this.live?.version || r.id === this.pinned;
+    const versions = [...this.rows.values()].filter(shown).sort((a, b) => b.version - a.version);
     return { live: this.live?.version ?? null, pinned: this.pinned, versions };
   }
 
   private target(name: string): AdapterVersion {
     if (!VERSION_DIR.test(name)) throw new AdapterApiError(400, `"${name}" is not a version name (v000003)`);
+    if (!fs.existsSync(path.join(this.opts.adaptersDir, name, "manifest.json"))) {
+      const pruned = readPruned(this.opts.adaptersDir).get(name);
+      if (pruned) {
+        throw new AdapterApiError(404, `${name} was pruned at ${pruned.prunedAt} (adapters.keepVersions keeps the newest versions and the live and pinned ones); \`clawloop adapters list\` shows those that remain`);
+      }
+      throw new AdapterApiError(404, `no adapter version ${name} in ${this.opts.adaptersDir}`);
+    }
     const row = this.rows.get(name) ?? this.putRow(name, {});
     if (!row) throw new AdapterApiError(404, `no adapter version ${name} in ${this.opts.adaptersDir}`);
     if (row.status === "rejected") throw new AdapterApiError(409, `${name} was rejected (${row.statusReason ?? "no reason recorded"}); it cannot go live`);
