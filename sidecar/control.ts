@@ -5,9 +5,14 @@
 //                                 states; else recent turns (?limit, ?since, ?full=1)
 //   GET  /clawloop/v1/turns/:id   one turn with its next states
 //   GET  /clawloop/v1/sessions    recent sessions (?limit, ?since)
-//   GET  /clawloop/v1/status      counts, upstream kind and health, store health
+//   GET  /clawloop/v1/status      counts, upstream kind and health, store health, whether training is paused
+//   POST /clawloop/v1/train/pause   {reason?}: no new train step starts until resume (the step in
+//                                   progress finishes); answers {paused: true, wasPaused, since, by, reason}
+//   POST /clawloop/v1/train/resume  answers {paused: false, wasPaused}
+// Pause and resume write `<data>/train.paused` (core/train-pause.ts), which the trainer reads
+// before every step, wherever it runs.
 import { z } from "zod";
-import { eventSchema, newId, sqlString, type NextState, type QueryOptions, type Turn } from "../core/index.js";
+import { eventSchema, newId, pauseTraining, readTrainPause, resumeTraining, sqlString, type NextState, type QueryOptions, type Turn } from "../core/index.js";
 import { latestRows, type ReadStore } from "./dashboard/index.js";
 import type { EventLinker } from "./linker.js";
 import type { SidecarMetrics } from "./metrics.js";
@@ -33,7 +38,11 @@ export interface ControlDeps {
   startedAt: Date;
   url: () => string;
   version: string;
+  /** The data directory (the training pause flag lives there). */
+  dataDir: string;
 }
+
+const pauseSchema = z.object({ reason: z.string().max(1000).nullish() }).strict();
 
 const feedbackSchema = z.object({
   sessionId: z.string().min(1).max(512),
@@ -249,6 +258,21 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
     return { sessions: [...sessions.values()].slice(0, limit), partial: more };
   });
 
+  router.add("POST", "/clawloop/v1/train/pause", async (c) => {
+    // The body is optional: `curl -X POST` with none pauses too.
+    const hasBody = (c.req.headers["content-length"] ?? "0") !== "0" || c.req.headers["transfer-encoding"] !== undefined;
+    const parsed = pauseSchema.safeParse(hasBody ? await c.json(64 * 1024) : {});
+    if (!parsed.success) throw new HttpError(400, `body must be {} or {"reason": "…"}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ")}`);
+    const before = readTrainPause(d.dataDir);
+    const pause = pauseTraining(d.dataDir, "api", parsed.data.reason ?? null);
+    return { paused: true, wasPaused: before !== null, ...pause };
+  });
+
+  router.add("POST", "/clawloop/v1/train/resume", () => {
+    const ended = resumeTraining(d.dataDir);
+    return { paused: false, wasPaused: ended !== null };
+  });
+
   router.add("GET", "/clawloop/v1/status", async () => {
     const initial = d.initialCounts();
     const events = d.linker.stats();
@@ -275,6 +299,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         events,
       },
       switchboard: d.switchboard.status(),
+      train: { paused: readTrainPause(d.dataDir) },
       memory: await memory(d.store),
     };
   });

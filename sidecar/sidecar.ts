@@ -184,6 +184,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     startedAt,
     url: () => url,
     version: packageVersion(),
+    dataDir: paths.root,
   });
   const dashboard = mountDashboard(control, {
     store,

@@ -1,10 +1,12 @@
 // `clawloop train`: the continuous train loop over the store, or, with --samples, one offline run
 // from a JSONL file into an adapter folder.
+// `clawloop train pause | resume | status`: pause and resume the train loop wherever it runs (its own
+// `clawloop train`, or `clawloop up`'s child) through `<data>/train.paused` (core/train-pause.ts):
+// no sidecar needed, and a pause outlives restarts.
 import os from "node:os";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { createLogger, type ConfigOverrides } from "../../core/index.js";
-import { createProgress, startTrainLoop, trainOffline } from "../../trainer/index.js";
+import { createLogger, pauseTraining, readTrainPause, resumeTraining, type ConfigOverrides, type TrainPause } from "../../core/index.js";
 import { configFrom, onShutdown, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface TrainFlags extends CommonFlags {
@@ -46,8 +48,80 @@ function mode(v: string): "rl" | "opd" | "combined" {
   return v;
 }
 
+function since(p: TrainPause): string {
+  return p.since ? `since ${p.since.replace("T", " ").slice(0, 19)}` : "(since unknown)";
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+interface FlagSubcommandFlags extends CommonFlags {
+  json?: boolean;
+  reason?: string;
+}
+
+/** The subcommand's flags, with the common ones given before it (`clawloop train --data D pause`). */
+function subFlags(cmd: Command): FlagSubcommandFlags {
+  return cmd.optsWithGlobals<FlagSubcommandFlags>();
+}
+
+function registerPauseCommands(train: Command): void {
+  withCommonOptions(train.command("pause").description("pause training: the step in progress finishes, no new one starts; judged turns keep accumulating"))
+    .option("--reason <text>", "why (shown by `clawloop train status`)")
+    .option("--json", "print JSON")
+    .action((_: unknown, cmd: Command) => {
+      const flags = subFlags(cmd);
+      const config = configFrom(flags);
+      const before = readTrainPause(config.dataDir);
+      const pause = pauseTraining(config.dataDir, "cli", flags.reason ?? null);
+      if (flags.json) process.stdout.write(JSON.stringify({ paused: true, wasPaused: before !== null, ...pause }) + "\n");
+      else if (before) process.stdout.write(`training was already paused ${since(before)}; \`clawloop train resume\` lets it go on\n`);
+      else process.stdout.write("training paused: the step in progress (if any) finishes and no new one starts; judged turns keep accumulating and are trained on after `clawloop train resume`\n");
+    });
+
+  withCommonOptions(train.command("resume").description("resume paused training: the trainer starts its next step within train.pollMs"))
+    .option("--json", "print JSON")
+    .action((_: unknown, cmd: Command) => {
+      const flags = subFlags(cmd);
+      const config = configFrom(flags);
+      const ended = resumeTraining(config.dataDir);
+      if (flags.json) process.stdout.write(JSON.stringify({ paused: false, wasPaused: ended !== null }) + "\n");
+      else if (ended) process.stdout.write(`training resumed (it was paused ${since(ended)})\n`);
+      else process.stdout.write("training was not paused\n");
+    });
+
+  withCommonOptions(train.command("status").description("whether training is paused, and what the trainer is doing"))
+    .option("--json", "print JSON")
+    .action(async (_: unknown, cmd: Command) => {
+      const flags = subFlags(cmd);
+      const config = configFrom(flags);
+      const { readStatus } = await import("../../trainer/index.js");
+      const pause = readTrainPause(config.dataDir);
+      const status = readStatus(config.dataDir);
+      const running = status !== null && status.state !== "stopped" && status.state !== "failed" && alive(status.pid);
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ paused: pause !== null, pause, running, status }, null, 2) + "\n");
+        return;
+      }
+      const lines = [
+        pause ? `training is paused ${since(pause)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}; \`clawloop train resume\` lets it go on` : "training is not paused",
+        status
+          ? `trainer ${running ? `running (pid ${status.pid}): ${status.state}` : `not running (last: ${status.state})`}; samples waiting: ${status.samplesWaiting}; latest version: ${status.version ?? "none yet"}` +
+            (status.lastStep ? `; last step ${status.lastStep.step} at ${status.lastStep.at.replace("T", " ").slice(0, 19)}` : "")
+          : "the trainer has never run with this data directory",
+      ];
+      process.stdout.write(lines.join("\n") + "\n");
+    });
+}
+
 export function register(program: Command): void {
-  withCommonOptions(
+  const train = withCommonOptions(
     program
       .command("train")
       .description("Train the LoRA adapter on judged turns, writing a new adapter version per step (or, with --samples, once from a JSONL file)")
@@ -64,7 +138,12 @@ export function register(program: Command): void {
       .option("--force", "offline: replace a non-empty --out")
       .option("--json", "offline: print the result as JSON")
       .option("--no-progress", "plain log lines even on a terminal (for a parent process that shares it)"),
-  ).action(async (flags: TrainFlags) => {
+  )
+    // Options before `pause`/`resume`/`status` are train's; after them, the subcommand's.
+    .enablePositionalOptions();
+  registerPauseCommands(train);
+  train.action(async (flags: TrainFlags) => {
+    const { createProgress, startTrainLoop, trainOffline } = await import("../../trainer/index.js");
     const train: NonNullable<ConfigOverrides["train"]> = {};
     if (flags.mode) train.mode = flags.mode;
     if (flags.lr !== undefined) train.lr = flags.lr;
