@@ -7,8 +7,10 @@
 //   errors   the newest error of each loop
 // Counts come from the store (read-only), so they are right whether or not the loops run; live
 // state (upstream health, the switchboard) comes from the running sidecar's /clawloop/v1/status.
+import fs from "node:fs";
+import path from "node:path";
 import { Command } from "commander";
-import { Store, type AdapterVersion, type Config } from "../../core/index.js";
+import { readTrainPause, Store, type AdapterVersion, type Config, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
@@ -46,7 +48,7 @@ export interface StatusReport {
     waitingForTraining: number;
   };
   judge: { running: boolean; status: JudgeStatus | null };
-  train: { running: boolean; status: TrainStatus | null };
+  train: { running: boolean; status: TrainStatus | null; paused: TrainPause | null };
   adapters: { live: string | null; liveStep: number | null; pinned: string | null; versions: number; lastRejection: { version: string; reason: string } | null; waiting: { version: string; reason: string } | null };
   errors: { loop: string; message: string; at: string | null }[];
 }
@@ -118,12 +120,13 @@ export async function collectStatus(config: Config, url: string): Promise<Status
       waitingForTraining: [...judged].filter(([id, score]) => score !== 0 && main.has(id) && !trainedIds.has(id)).length,
     },
     judge: { running: judgeStatus?.state === "running" && alive(judgeStatus.pid), status: judgeStatus },
-    train: { running: trainStatus !== null && trainStatus.state !== "stopped" && trainStatus.state !== "failed" && alive(trainStatus.pid), status: trainStatus },
+    train: { running: trainStatus !== null && trainStatus.state !== "stopped" && trainStatus.state !== "failed" && alive(trainStatus.pid), status: trainStatus, paused: readTrainPause(config.dataDir) },
     adapters: {
       live: sb ? sb.live : (liveRow?.id ?? null),
       liveStep: liveRow?.manifest.step ?? null,
       pinned: sb?.pinned ?? rows.find((r) => r.pinned)?.id ?? null,
-      versions: rows.length,
+      // Versions deleted by retention (adapters.keepVersions) keep their rows but are not counted.
+      versions: rows.filter((r) => fs.existsSync(path.join(r.dir, "manifest.json"))).length,
       lastRejection: sb ? (sb.lastRejection ?? null) : lastRejected ? { version: lastRejected.id, reason: lastRejected.statusReason ?? "" } : null,
       waiting: sb?.waiting ?? null,
     },
@@ -143,7 +146,8 @@ export function formatStatus(s: StatusReport): string {
     `judge     ${s.judge.running ? "running" : j ? `not running (last: ${j.state})` : "never ran"}; waiting for a judge: ${c.waitingForJudge}; judged ${c.judgments}` +
       (j ? ` (+1: ${j.byScore["1"]}, 0: ${j.byScore["0"]}, −1: ${j.byScore["-1"]})` : ""),
     `train     ${s.train.running ? t!.state : t ? `not running (last: ${t.state})` : "never ran"}; waiting for training: ${t && s.train.running ? `${t.samplesWaiting} samples` : `${c.waitingForTraining} judged turns`}` +
-      (t?.lastStep ? `; last step ${t.lastStep.step} → ${t.lastStep.version} (loss ${t.lastStep.loss.toFixed(4)}, reward ${t.lastStep.meanReward.toFixed(2)})` : ""),
+      (t?.lastStep ? `; last step ${t.lastStep.step} → ${t.lastStep.version} (loss ${t.lastStep.loss.toFixed(4)}, reward ${t.lastStep.meanReward.toFixed(2)})` : "") +
+      (s.train.paused ? `; PAUSED${s.train.paused.since ? ` since ${s.train.paused.since.replace("T", " ").slice(0, 19)}` : ""} (clawloop train resume)` : ""),
     `adapters  live: ${s.adapters.live ? `${s.adapters.live} (step ${s.adapters.liveStep ?? "?"})` : "the base model"}${s.adapters.pinned ? `, pinned to ${s.adapters.pinned}` : ""}; ${s.adapters.versions} versions` +
       (s.adapters.waiting ? `; waiting: ${s.adapters.waiting.version} (${s.adapters.waiting.reason})` : ""),
   ];
