@@ -18,7 +18,7 @@ import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgme
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
 import { ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
-import { configFrom, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface UpFlags extends CommonFlags {
   upstream?: string;
@@ -123,7 +123,12 @@ class TrainerProcess {
       fs.mkdirSync(path.dirname(this.outputFile), { recursive: true });
       out = fs.openSync(this.outputFile, "a");
     }
-    const child = spawn(cmd!, [...rest, "train", ...this.args], { stdio: ["ignore", out, out], env: process.env });
+    // The IPC channel is how the trainer learns that this process died, even by kill -9: it closes,
+    // and the trainer stops as on SIGTERM (cli/shared.ts exitWithParent). Nothing is sent over it.
+    const child = spawn(cmd!, [...rest, "train", ...this.args], {
+      stdio: ["ignore", out, out, "ipc"],
+      env: { ...process.env, [EXIT_WITH_PARENT_ENV]: "1" },
+    });
     if (typeof out === "number") fs.closeSync(out);
     this.child = child;
     this.onPid(child.pid ?? null);
