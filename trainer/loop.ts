@@ -14,13 +14,13 @@ import fs from "node:fs";
 import path from "node:path";
 import type { LoraAdapter } from "../adapters/index.js";
 import { createLogger, dataPaths, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
-import { readHead, readPruned, TARGET_MODULES } from "../adapters/index.js";
+import { readPruned, TARGET_MODULES } from "../adapters/index.js";
 import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
 import { newHead, resolveTip } from "./lineage.js";
-import { readTable, Retention } from "./retention.js";
+import { Retention, retainVersions } from "./retention.js";
 import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
 import type { Progress } from "./progress.js";
@@ -220,22 +220,9 @@ class ContinuousTrainer implements TrainLoop {
     await this.retain();
   }
 
-  /**
-   * Deletes old adapter versions and optimizer states, keeping what is in use (trainer/retention.ts).
-   * Optimizer states go sooner than versions: kept are the two newest, and those of the versions a
-   * rollback most likely names (live, pinned, HEAD.json's, the ones that served last), so training
-   * continues from a rollback target with its own moments. Never throws: when the adapters table
-   * cannot be read, nothing is deleted this time.
-   */
+  /** Old versions and optimizer states go (trainer/retention.ts); never throws. */
   private async retain(): Promise<void> {
-    try {
-      const table = await readTable(this.store);
-      const head = readHead(this.adaptersDir)?.version ?? null;
-      this.state.prune(this.latest?.version ?? 0, 2, new Set([...table.inUse, ...table.served, ...(head ? [head] : [])]));
-      this.retention.pass({ table: table.inUse, head, tip: this.latest?.name ?? null });
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message }, "adapter retention skipped this time (nothing deleted)");
-    }
+    await retainVersions({ store: this.store, adaptersDir: this.adaptersDir, state: this.state, retention: this.retention, latest: this.latest, logger: this.logger });
   }
 
   run(): void {

@@ -15,8 +15,9 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { appendPruned, prunedRecord, TRASH_PREFIX } from "../adapters/index.js";
+import { appendPruned, prunedRecord, readHead, TRASH_PREFIX } from "../adapters/index.js";
 import type { Logger, Store } from "../core/index.js";
+import type { TrainerState } from "./state.js";
 import { listVersions, type VersionEntry } from "./versions.js";
 
 export interface InUse {
@@ -144,5 +145,34 @@ export class Retention {
     for (const v of ripe) this.marked.delete(v.name);
     if (ripe.length) this.opts.logger?.info({ pruned: ripe.map((v) => v.name), keep }, "pruned old adapter versions");
     return { pruned: ripe.map((v) => v.name), waiting: [...this.marked.keys()].sort(), trash };
+  }
+}
+
+export interface RetainDeps {
+  store: Pick<Store, "listFields">;
+  adaptersDir: string;
+  state: TrainerState;
+  retention: Retention;
+  /** The version the trainer continues from. */
+  latest: VersionEntry | null;
+  logger: Logger;
+}
+
+/**
+ * What the trainer runs after each step: deletes old versions and optimizer states, keeping what
+ * is in use. Optimizer states go sooner than versions: kept are the two newest, and those of the
+ * versions a rollback most likely names (live, pinned, HEAD.json's, the ones that served last), so
+ * training continues from such a rollback target with its own moments. Never throws: when the
+ * adapters table cannot be read, nothing is deleted this time (null).
+ */
+export async function retainVersions(d: RetainDeps, now = Date.now()): Promise<PassResult | null> {
+  try {
+    const table = await readTable(d.store);
+    const head = readHead(d.adaptersDir)?.version ?? null;
+    d.state.prune(d.latest?.version ?? 0, 2, new Set([...table.inUse, ...table.served, ...(head ? [head] : [])]));
+    return d.retention.pass({ table: table.inUse, head, tip: d.latest?.name ?? null }, now);
+  } catch (err) {
+    d.logger.warn({ err: (err as Error).message }, "adapter retention skipped this time (nothing deleted)");
+    return null;
   }
 }
