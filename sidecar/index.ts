@@ -10,7 +10,7 @@ export { SecretMasker } from "./privacy.js";
 export { SidecarMetrics } from "./metrics.js";
 export { openRecordStore, InlineRecordStore, RemoteRecordStore, type RecordStore, type RecordStoreOptions, type StoreHost } from "./record-store.js";
 export { type TurnRef } from "./turns.js";
-export { mountDashboard, dashboardLink, DASHBOARD_PATH, type Dashboard, type DashboardDeps } from "./dashboard/index.js";
+export { mountDashboard, dashboardLink, DASHBOARD_PATH, latestRows, type Dashboard, type DashboardDeps, type ReadStore } from "./dashboard/index.js";
 export {
   startHotloadingSidecar,
   HotloadSwitchboard,

@@ -7,11 +7,16 @@
 //   errors   the newest error of each loop
 // Counts come from the store (read-only), so they are right whether or not the loops run; live
 // state (upstream health, the switchboard) comes from the running sidecar's /clawloop/v1/status.
+// Reads are bounded, so status stays quick on a store of 100k turns: totals are counts, and what
+// waits for a next state, a judge or training is worked out over the newest main-line turns (a
+// window of STATUS_WINDOW, said in the output when there are more), reading only their ids and
+// the next states, judgments and train steps that refer to them.
 import fs from "node:fs";
 import path from "node:path";
 import { Command } from "commander";
-import { readTrainPause, Store, type AdapterVersion, type Config, type TrainPause } from "../../core/index.js";
+import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
+import { latestRows, type ReadStore } from "../../sidecar/index.js";
 import { readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
@@ -38,14 +43,17 @@ export interface StatusReport {
   counts: {
     turns: number;
     mainTurns: number;
+    /** Next-state events linked to a turn. */
     nextStates: number;
     judgments: number;
-    /** Main-line turns with no next state yet. */
+    /** Main-line turns with no next state yet (in `window`). */
     waitingForNextState: number;
-    /** Main-line turns with a next state and no judgment. */
+    /** Main-line turns with a next state and no judgment (in `window`). */
     waitingForJudge: number;
-    /** Judged with a non-zero score and in no version's samples (the trainer's own count, when it runs, is `train.samplesWaiting`). */
+    /** Judged with a non-zero score and in no train step's samples (in `window`; the trainer's own count, when it runs, is `train.samplesWaiting`). */
     waitingForTraining: number;
+    /** The newest main-line turns the three `waitingFor…` numbers look at; `complete`: that is all of them. */
+    window: { mainTurns: number; complete: boolean };
   };
   judge: { running: boolean; status: JudgeStatus | null };
   train: { running: boolean; status: TrainStatus | null; paused: TrainPause | null };
@@ -63,7 +71,77 @@ function alive(pid: number | undefined): boolean {
   }
 }
 
-export async function collectStatus(config: Config, url: string): Promise<StatusReport> {
+/** Main-line turns the `waitingFor…` counts look at, newest first. */
+export const STATUS_WINDOW = 2_000;
+/** Ids per `IN (…)` query. */
+const IN_CHUNK = 500;
+
+/** What status reads of a store (a `Store`; tests wrap one to see what is read). */
+export type StatusStore = Pick<Store, "count" | "list" | "listFields" | "health">;
+
+export interface StatusOptions {
+  /** Default: the data directory's store, opened read-only. */
+  store?: StatusStore;
+  /** Default STATUS_WINDOW. */
+  window?: number;
+}
+
+/** Rows of `table` whose `field` is one of `values`, `fields` only, in chunks of IN_CHUNK. */
+async function rowsWithin<T extends TableName, K extends keyof Tables[T] & string>(
+  store: StatusStore,
+  table: T,
+  field: keyof Tables[T] & string,
+  values: string[],
+  fields: readonly K[],
+): Promise<Pick<Tables[T], K>[]> {
+  const out: Pick<Tables[T], K>[] = [];
+  for (let at = 0; at < values.length; at += IN_CHUNK) {
+    const part = values.slice(at, at + IN_CHUNK);
+    const sql = `${columnName(field)} IN (${part.map(sqlString).join(", ")})`;
+    out.push(...((await store.listFields(table, fields, { sql } as QueryOptions<T>)) as Pick<Tables[T], K>[]));
+  }
+  return out;
+}
+
+/** The store's part of the report: totals by count, the waiting numbers over the newest main-line turns. */
+async function storeCounts(store: StatusStore, window: number) {
+  const [turns, mainTurns, nextStatesAll, nextStatesUnlinked, judgments] = await Promise.all([
+    store.count("turns"),
+    store.count("turns", { turnType: "main" }),
+    store.count("next_states"),
+    store.count("next_states", { turnId: null }),
+    store.count("judgments"),
+  ]);
+  // The newest main-line turns, their ids and times only (latestRows: bounded queries by time).
+  const idsOnly: ReadStore = {
+    list: (table, q) => store.listFields(table as "turns", ["startedAt"], q as QueryOptions<"turns">) as never,
+    count: (table, where) => store.count(table, where),
+    health: () => store.health(),
+  };
+  const latest = await latestRows(idsOnly, { table: "turns", timeField: "startedAt", limit: window, where: { turnType: "main" } });
+  const ids = latest.rows.map((t) => t.id);
+  const linked = new Set((await rowsWithin(store, "next_states", "turnId", ids, ["turnId"])).map((s) => s.turnId));
+  const judged = new Map((await rowsWithin(store, "judgments", "turnId", ids, ["turnId", "score"])).map((j) => [j.turnId, j.score]));
+  // A turn is trained by a step made after it: the steps since the window's oldest turn suffice.
+  const oldest = latest.rows.at(-1)?.startedAt;
+  const trained = new Set<string>();
+  if (oldest) {
+    const steps = await store.listFields("train_steps", ["sampleIds"], { sql: `created_at >= ${sqlString(oldest)}` });
+    for (const s of steps) for (const id of s.sampleIds) trained.add(id);
+  }
+  return {
+    turns,
+    mainTurns,
+    nextStates: nextStatesAll - nextStatesUnlinked,
+    judgments,
+    waitingForNextState: ids.filter((id) => !linked.has(id)).length,
+    waitingForJudge: ids.filter((id) => linked.has(id) && !judged.has(id)).length,
+    waitingForTraining: [...judged].filter(([id, score]) => score !== 0 && !trained.has(id)).length,
+    window: { mainTurns: ids.length, complete: !latest.more || ids.length >= mainTurns },
+  };
+}
+
+export async function collectStatus(config: Config, url: string, opts: StatusOptions = {}): Promise<StatusReport> {
   let live: { upstream?: { url: string; kind: string | null; health?: { ok: boolean; error: string | null } }; switchboard?: SwitchboardView } | null = null;
   let sidecarError: string | null = null;
   try {
@@ -73,26 +151,23 @@ export async function collectStatus(config: Config, url: string): Promise<Status
     sidecarError = err.message;
   }
 
-  const store = await Store.open({ dataDir: config.dataDir, writes: [] });
-  let turns = 0;
-  let mainIds: string[] = [];
-  let linked = new Set<string>();
-  let judged = new Map<string, number>();
-  let rows: AdapterVersion[] = [];
+  const own = opts.store ? null : await Store.open({ dataDir: config.dataDir, writes: [] });
+  const store: StatusStore = opts.store ?? own!;
+  let counts: StatusReport["counts"];
+  let rows: Pick<AdapterVersion, "id" | "version" | "dir" | "status" | "statusReason" | "pinned">[];
+  let liveStep: number | null = null;
+  const sb = live?.switchboard;
   try {
-    turns = await store.count("turns");
-    mainIds = (await store.list("turns", { where: { turnType: "main" } })).map((t) => t.id);
-    linked = new Set((await store.list("next_states")).map((s) => s.turnId).filter((id): id is string => id !== null));
-    judged = new Map((await store.list("judgments")).map((j) => [j.turnId, j.score]));
-    rows = await store.list("adapters");
+    counts = await storeCounts(store, opts.window ?? STATUS_WINDOW);
+    // The versions' rows without their manifests (sample ids and file hashes); the live one's step.
+    rows = await store.listFields("adapters", ["version", "dir", "status", "statusReason", "pinned"]);
+    const liveId = sb?.live ?? rows.find((x) => x.status === "live")?.id;
+    if (liveId) liveStep = (await store.listFields("adapters", ["manifest"], { where: { id: liveId }, limit: 1 }))[0]?.manifest.step ?? null;
   } finally {
-    await store.close();
+    await own?.close();
   }
-  const trainedIds = new Set(rows.flatMap((r) => r.manifest.sampleIds));
-  const main = new Set(mainIds);
   const judgeStatus = readJudgeStatus(config.dataDir);
   const trainStatus = readTrainStatus(config.dataDir);
-  const sb = live?.switchboard;
   const liveRow = rows.find((r) => r.id === (sb?.live ?? rows.find((x) => x.status === "live")?.id));
   const lastRejected = rows.filter((r) => r.status === "rejected").sort((a, b) => b.version - a.version)[0];
   const errors: StatusReport["errors"] = [];
@@ -110,20 +185,12 @@ export async function collectStatus(config: Config, url: string): Promise<Status
       upstream: live?.upstream ? { url: live.upstream.url, kind: live.upstream.kind, ok: health?.ok ?? null, error: health?.error ?? null } : null,
       error: sidecarError,
     },
-    counts: {
-      turns,
-      mainTurns: main.size,
-      nextStates: linked.size,
-      judgments: judged.size,
-      waitingForNextState: mainIds.filter((id) => !linked.has(id)).length,
-      waitingForJudge: mainIds.filter((id) => linked.has(id) && !judged.has(id)).length,
-      waitingForTraining: [...judged].filter(([id, score]) => score !== 0 && main.has(id) && !trainedIds.has(id)).length,
-    },
+    counts,
     judge: { running: judgeStatus?.state === "running" && alive(judgeStatus.pid), status: judgeStatus },
     train: { running: trainStatus !== null && trainStatus.state !== "stopped" && trainStatus.state !== "failed" && alive(trainStatus.pid), status: trainStatus, paused: readTrainPause(config.dataDir) },
     adapters: {
       live: sb ? sb.live : (liveRow?.id ?? null),
-      liveStep: liveRow?.manifest.step ?? null,
+      liveStep: liveRow ? liveStep : null,
       pinned: sb?.pinned ?? rows.find((r) => r.pinned)?.id ?? null,
       // Versions deleted by retention (adapters.keepVersions) keep their rows but are not counted.
       versions: rows.filter((r) => fs.existsSync(path.join(r.dir, "manifest.json"))).length,
@@ -151,6 +218,7 @@ export function formatStatus(s: StatusReport): string {
     `adapters  live: ${s.adapters.live ? `${s.adapters.live} (step ${s.adapters.liveStep ?? "?"})` : "the base model"}${s.adapters.pinned ? `, pinned to ${s.adapters.pinned}` : ""}; ${s.adapters.versions} versions` +
       (s.adapters.waiting ? `; waiting: ${s.adapters.waiting.version} (${s.adapters.waiting.reason})` : ""),
   ];
+  if (!c.window.complete) lines.splice(3, 0, `          (waiting counts over the newest ${c.window.mainTurns} of ${c.mainTurns} main-line turns)`);
   if (s.adapters.lastRejection) lines.push(`          last rejected: ${s.adapters.lastRejection.version}: ${s.adapters.lastRejection.reason}`);
   if (s.errors.length) {
     lines.push("errors");
