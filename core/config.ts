@@ -196,6 +196,7 @@ export const configSchema = z.object({
       contextSize: z.coerce.number().int().positive().default(4096),
       /** Concurrent sequences per context. */
       parallel: z.coerce.number().int().min(1).default(4),
+      /** CPU threads of the engine; 0: the physical cores, or 1 under `clawloop up` on ≤ 2 cores (beside the trainer). */
       threads: z.coerce.number().int().min(0).default(0),
     })
     .prefault({}),

@@ -3,6 +3,7 @@
 export { startServer, ENGINE_HEADER, type ServeOptions, type RunningServer } from "./server.js";
 export { Engine, type EngineOptions, type AdapterInfo, resolveAdapterFile } from "./engine.js";
 export { engineVersion } from "./version.js";
+export { defaultEngineThreads, SMALL_MACHINE_CORES } from "./threads.js";
 export {
   KNOWN_MODELS,
   knownModel,

@@ -11,12 +11,13 @@
 // and `clawloop adapters`).
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgment, type Logger } from "../../core/index.js";
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
-import { ensureModel, startServer, type RunningServer } from "../../serve/index.js";
+import { defaultEngineThreads, ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
 import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
 
@@ -241,7 +242,8 @@ export class Loops {
           port: config.serve.port,
           contextSize: config.serve.contextSize,
           parallel: config.serve.parallel,
-          threads: config.serve.threads,
+          // The trainer always runs beside it here: on a small machine the engine gets one core.
+          threads: defaultEngineThreads(os.availableParallelism(), true, config.serve.threads),
           logger: this.logger("serve"),
         });
         config = {
@@ -348,7 +350,9 @@ export function register(program: Command): void {
     const sc = loops.sidecar!;
     const lines = [
       `clawloop up (data ${dataPaths(config.dataDir).root})`,
-      engine ? `  serve    embedded engine: ${engine.engine.name} on ${engine.url}/v1` : `  serve    your model server: ${loops.config.sidecar.upstream}`,
+      engine
+        ? `  serve    embedded engine: ${engine.engine.name} on ${engine.url}/v1 (${engine.engine.threads} thread${engine.engine.threads === 1 ? "" : "s"})`
+        : `  serve    your model server: ${loops.config.sidecar.upstream}`,
       `  collect  sidecar: ${sc.url}/v1  ← point your agent (OpenAI-compatible) here`,
       `  judge    ${config.judge.method}${config.judge.rulesFirst ? " (rules first)" : ""}, in this process`,
       `  train    ${config.train.mode} on ${loops.config.train.model}, in process ${trainer!.pid ?? "?"}; adapter versions in ${dataPaths(config.dataDir, config.adapters.dir).adapters}`,

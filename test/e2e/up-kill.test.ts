@@ -1,4 +1,5 @@
-// `clawloop up` killed with -9 leaves nothing running: its children (the trainer, the sidecar's
+// `clawloop up` killed with -9 leaves nothing running (and, on the way, its engine runs with one
+// thread beside the trainer on a small machine): its children (the trainer, the sidecar's
 // store host) notice the parent is gone and stop on their own, through their normal stop path, so
 // what they were writing is kept (a recorded call is in the store; the trainer's status says
 // "stopped", not a crash). Real processes, the real SmolLM2 GGUF.
@@ -8,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../core/index.js";
+import { defaultEngineThreads } from "../../serve/index.js";
 
 const MODEL = process.env.CLAWLOOP_TEST_MODEL!;
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -101,6 +103,12 @@ describe("clawloop up killed with -9", () => {
       throw new Error(`${e.message}\nstdout: ${out.slice(-3000)}\nstderr: ${err.slice(-3000)}`);
     };
     const sidecar = await until("the sidecar's address", () => /collect\s+sidecar: (http:\/\/[^\s]+)\/v1/.exec(out)?.[1], 300_000).catch(explain);
+
+    // The engine's threads: 1 beside the trainer on a machine of ≤ 2 cores (CI's), else the engine's default.
+    const threads = Number(/serve\s+embedded engine: .* \((\d+) threads?\)/.exec(out)?.[1]);
+    const expectedThreads = defaultEngineThreads(os.availableParallelism(), true, 0);
+    if (expectedThreads > 0) expect(threads).toBe(expectedThreads);
+    else expect(threads).toBeGreaterThan(0);
 
     // The trainer is up and waiting for samples (past its start, with its stop registered).
     const upJson = JSON.parse(fs.readFileSync(path.join(dataDir, "loops", "up.json"), "utf8")) as { trainerPid: number | null };
