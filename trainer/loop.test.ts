@@ -6,8 +6,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { readProbeFile, writeHead } from "../adapters/index.js";
-import { loadConfig, silentLogger, Store, type Config, type Judgment, type Reward } from "../core/index.js";
+import { readProbeFile, readPruned, writeHead } from "../adapters/index.js";
+import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { readStatus } from "./status.js";
@@ -46,8 +46,8 @@ async function addJudged(from: number, to: number, score: (i: number) => Reward 
   await writer.flush();
 }
 
-function config(over: Partial<Config["train"]> = {}): Config {
-  return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 3, maxWaitSec: 60, pollMs: 30, lr: 0.1, ...over } } });
+function config(over: Partial<Config["train"]> = {}, adapters: Partial<Config["adapters"]> = {}): Config {
+  return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 3, maxWaitSec: 60, pollMs: 30, lr: 0.1, ...over }, adapters } });
 }
 
 async function start(cfg: Config, backend = fakeBackend()): Promise<TrainLoop> {
@@ -68,6 +68,9 @@ async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 20_00
 
 const adapters = () => path.join(dataDir, "adapters");
 const sampleIdsByVersion = () => listVersions(adapters()).map((v) => v.manifest.sampleIds);
+const calls = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `call-${from + i}`).sort();
+/** Every sample trained on, by versions on disk and versions deleted by retention. */
+const allTrained = () => [...listVersions(adapters()).map((v) => v.manifest.sampleIds), ...[...readPruned(adapters()).values()].map((p) => p.sampleIds)].flat().sort();
 
 describe("train loop", () => {
   it("steps as soon as B samples are ready, oldest first, and writes a complete version and its metrics", async () => {
@@ -360,4 +363,155 @@ describe("train loop killed with SIGKILL (a real child process)", () => {
     await reader.close();
     fs.rmSync(refDir, { recursive: true, force: true });
   }, 120_000);
+
+  it("a kill while deleting an old version leaves no half-deleted version, and trains no sample twice and skips none", async () => {
+    await addJudged(1, 9);
+    const env = { CLAWLOOP_ADAPTERS_KEEP_VERSIONS: "1", CLAWLOOP_ADAPTERS_PRUNE_GRACE_SEC: "0" };
+    // v000001 recorded as pruned, then killed before its directory was touched.
+    const recorded = run(dataDir, { ...env, CLAWLOOP_TRAIN_CRASH_AT: "prune-recorded:1" });
+    expect((await recorded.exit).signal).toBe("SIGKILL");
+    expect(listVersions(adapters()).map((v) => v.name)).toEqual(["v000001", "v000002"]);
+    expect([...readPruned(adapters()).keys()]).toEqual(["v000001"]);
+    // On restart it deletes v000001 again; killed between the rename and the remove.
+    const renamed = run(dataDir, { ...env, CLAWLOOP_TRAIN_CRASH_AT: "prune-renamed:1" });
+    expect((await renamed.exit).signal).toBe("SIGKILL");
+    expect(fs.readdirSync(adapters()).filter((n) => n.startsWith(".trash-v000001-"))).toHaveLength(1);
+    expect(listVersions(adapters()).map((v) => v.name)).toEqual(["v000002"]);
+
+    const { proc, exit } = run(dataDir, env);
+    await until("v000003, nothing waiting", () => readStatus(dataDir)?.version === "v000003" && readStatus(dataDir)?.samplesWaiting === 0 && readStatus(dataDir)?.pid === proc.pid, 30_000);
+    proc.kill("SIGTERM");
+    expect((await exit).code).toBe(0);
+    expect(fs.readdirSync(adapters()).sort()).toEqual(["PRUNED.jsonl", "v000003"]);
+    expect(listVersions(adapters())[0]!.manifest.parent).toBe("v000002");
+    expect(allTrained()).toEqual(calls(1, 9));
+  }, 90_000);
+});
+
+describe("train loop: pause", () => {
+  it("starts no step while paused, keeps counting the samples, and trains each exactly once after the resume", async () => {
+    pauseTraining(dataDir, "test", "checking");
+    await addJudged(1, 4);
+    const loop = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("paused with 4 waiting", () => {
+      const s = readStatus(dataDir);
+      return s?.state === "paused" && s.samplesWaiting === 4 && s.paused?.by === "test" && s.paused.reason === "checking";
+    });
+    // More judged turns arrive while paused: counted, not trained.
+    await addJudged(5, 6);
+    await until("6 waiting", () => readStatus(dataDir)?.samplesWaiting === 6);
+    expect(listVersions(adapters())).toEqual([]);
+    expect(loop.status()).toMatchObject({ state: "paused", version: null });
+    resumeTraining(dataDir);
+    await until("everything trained", () => listVersions(adapters()).length === 3 && readStatus(dataDir)?.samplesWaiting === 0);
+    expect(allTrained()).toEqual(calls(1, 6));
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2"], ["call-3", "call-4"], ["call-5", "call-6"]]);
+    expect(readStatus(dataDir)).toMatchObject({ state: "waiting", paused: null });
+  });
+
+  it("a pause during a step lets that step finish and write its version, and starts no other", async () => {
+    await addJudged(1, 4);
+    const backend = fakeBackend({ stepDelayMs: 100 });
+    const origCreate = backend.createEngine.bind(backend);
+    backend.createEngine = async (...args) => {
+      const e = await origCreate(...args);
+      const step = e.trainStep.bind(e);
+      e.trainStep = async (...a) => {
+        // The user pauses while the first step runs.
+        if (e.calls.trainStep.length === 0) pauseTraining(dataDir, "test");
+        return step(...a);
+      };
+      return e;
+    };
+    await start(config({ batchSize: 2, maxWaitSec: 0 }), backend);
+    await until("paused after the first step", () => readStatus(dataDir)?.state === "paused" && readStatus(dataDir)?.version === "v000001");
+    await until("the other two waiting", () => readStatus(dataDir)?.samplesWaiting === 2);
+    expect(sampleIdsByVersion()).toEqual([["call-1", "call-2"]]);
+    resumeTraining(dataDir);
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    expect(allTrained()).toEqual(calls(1, 4));
+  });
+});
+
+describe("train loop: retention", () => {
+  it("keeps adapters.keepVersions versions; a restart trains no sample of a deleted version again and never reuses its number", async () => {
+    await addJudged(1, 10);
+    const cfg = config({ batchSize: 2, maxWaitSec: 0 }, { keepVersions: 2, pruneGraceSec: 0 });
+    const a = await start(cfg);
+    await until("five steps", () => readStatus(dataDir)?.version === "v000005" && readStatus(dataDir)?.samplesWaiting === 0);
+    await a.stop();
+    expect(listVersions(adapters()).map((v) => v.name)).toEqual(["v000004", "v000005"]);
+    expect([...readPruned(adapters()).keys()]).toEqual(["v000001", "v000002", "v000003"]);
+    expect(fs.readdirSync(adapters()).filter((n) => n.startsWith("."))).toEqual([]);
+    // Optimizer states of the two newest only (no sidecar: nothing live or pinned).
+    expect(fs.readdirSync(path.join(dataDir, "trainer")).filter((n) => n.startsWith("optim-")).sort()).toEqual(["optim-v000004.bin", "optim-v000005.bin"]);
+
+    await addJudged(11, 12);
+    await start(cfg);
+    await until("v000006", () => readStatus(dataDir)?.version === "v000006");
+    expect(listVersions(adapters()).at(-1)!.manifest).toMatchObject({ name: "v000006", parent: "v000005", sampleIds: ["call-11", "call-12"] });
+    expect(allTrained()).toEqual(calls(1, 12));
+  });
+
+  it("keeps the live, pinned and rolled-back-to versions, and after a restart finds the newest version on top of the rollback target through deleted ones", async () => {
+    await addJudged(1, 6);
+    // The sidecar's adapters table: v000001 live and pinned.
+    const sidecarTable = await Store.open({ dataDir, writes: ["adapters"] });
+    const row = { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: {} as never, status: "live", statusReason: null, pinned: true, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null } satisfies AdapterVersion;
+    sidecarTable.put("adapters", row);
+    await sidecarTable.flush();
+    const cfg = config({ batchSize: 2, maxWaitSec: 0 }, { keepVersions: 1, pruneGraceSec: 0 });
+    const a = await start(cfg);
+    await until("v000003", () => readStatus(dataDir)?.version === "v000003" && readStatus(dataDir)?.samplesWaiting === 0);
+    expect(listVersions(adapters()).map((v) => v.name)).toEqual(["v000001", "v000003"]);
+    // The user rolls back to v000001, then unpins and it is retired: only HEAD.json keeps it now.
+    writeHead(adapters(), "v000001", "rollback to v000001");
+    sidecarTable.put("adapters", { ...row, status: "retired", pinned: false });
+    await sidecarTable.close();
+    await addJudged(7, 12);
+    await until("v000006", () => readStatus(dataDir)?.version === "v000006" && readStatus(dataDir)?.samplesWaiting === 0);
+    await a.stop();
+    const versions = listVersions(adapters());
+    expect(versions.map((v) => v.name)).toEqual(["v000001", "v000006"]);
+    expect(readPruned(adapters()).get("v000004")).toMatchObject({ parent: "v000001" });
+    expect(versions[1]!.manifest.parent).toBe("v000005");
+    // Restart: v000004 and v000005 are gone, yet the tip is v000006 (on top of v000001), not v000001.
+    await addJudged(13, 14);
+    await start(cfg);
+    await until("v000007", () => readStatus(dataDir)?.version === "v000007");
+    expect(listVersions(adapters()).at(-1)!.manifest).toMatchObject({ parent: "v000006", step: 5 });
+    // Each sample once, the abandoned versions' included (they are not trained again after the rollback).
+    expect(allTrained()).toEqual(calls(1, 14));
+  });
+
+  it("continues from a rollback target that was live with its own optimizer moments", async () => {
+    await addJudged(1, 6);
+    const sidecarTable = await Store.open({ dataDir, writes: ["adapters"] });
+    sidecarTable.put("adapters", { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: {} as never, status: "live", statusReason: null, pinned: false, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null });
+    await sidecarTable.close();
+    const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000003", () => readStatus(dataDir)?.version === "v000003" && readStatus(dataDir)?.samplesWaiting === 0);
+    // Live: its optimizer state outlived the two-newest rule.
+    expect(fs.existsSync(path.join(dataDir, "trainer", "optim-v000001.bin"))).toBe(true);
+    writeHead(adapters(), "v000001", "rollback to v000001");
+    await addJudged(7, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    await a.stop();
+    const v4 = sha256File(path.join(adapters(), "v000004", "adapter_model.safetensors"));
+
+    // Reference: v000001, then call-7/8 continued with v000001's moments, in a fresh directory.
+    const first = dataDir;
+    await writer.close();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
+    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await addJudged(1, 2);
+    const b = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await b.stop();
+    await addJudged(7, 8);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    expect(sha256File(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toBe(v4);
+    fs.rmSync(first, { recursive: true, force: true });
+  });
 });
