@@ -8,7 +8,7 @@
 // the trainer's retention deleted (adapters.keepVersions) are not listed, by the sidecar or here.
 import fs from "node:fs";
 import { Command } from "commander";
-import { readVersionManifest } from "../../adapters/index.js";
+import { readPruned, readVersionManifest } from "../../adapters/index.js";
 import { dataPaths, Store, type AdapterVersion, type Config } from "../../core/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
 import { sidecarUrl } from "./up.js";
@@ -98,7 +98,8 @@ function short(iso: string | null): string {
   return iso ? iso.replace("T", " ").slice(0, 19) : "-";
 }
 
-export function formatListing(l: Listing, source: string): string {
+/** `pruned`: how many versions retention deleted (they are not in the listing). */
+export function formatListing(l: Listing, source: string, pruned = 0): string {
   const rows = [["VERSION", "STATUS", "STEP", "SAMPLES", "PARENT", "CREATED", "LIVE SINCE", "NOTE"]];
   for (const v of l.versions) {
     const mark = v.id === l.live ? "*" : " ";
@@ -117,6 +118,7 @@ export function formatListing(l: Listing, source: string): string {
   const out = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
   out.push("");
   out.push(`live: ${l.live ?? "the base model"}${l.pinned ? `, pinned to ${l.pinned}` : ""}  (${source})`);
+  if (pruned) out.push(`${pruned} older version${pruned === 1 ? "" : "s"} deleted by retention (adapters.keepVersions); they cannot be rolled back to`);
   return out.join("\n") + "\n";
 }
 
@@ -139,7 +141,9 @@ export function register(program: Command): void {
         listing = await offlineListing(config);
         source = "the sidecar is not running: from the store";
       }
-      process.stdout.write(flags.json ? JSON.stringify(listing, null, 2) + "\n" : formatListing(listing, source));
+      const shown = new Set(listing.versions.map((v) => v.id));
+      const pruned = [...readPruned(dataPaths(config.dataDir, config.adapters.dir).adapters).keys()].filter((n) => !shown.has(n)).length;
+      process.stdout.write(flags.json ? JSON.stringify(listing, null, 2) + "\n" : formatListing(listing, source, pruned));
     },
   );
 

@@ -1,10 +1,11 @@
 // The adapters control API (mounted on the sidecar's control router, bearer token required):
-//   GET  /clawloop/v1/adapters                      {live, pinned, versions: AdapterVersion[] (newest first)}
+//   GET  /clawloop/v1/adapters                      {live, pinned, versions: AdapterVersion[] (newest first;
+//                                                   versions deleted by the trainer's retention are left out)}
 //   POST /clawloop/v1/adapters/rollback {version}   V live and pinned; newer versions retired;
 //                                                   the trainer continues from V (HEAD.json)
 //   POST /clawloop/v1/adapters/pin {version}        V live and pinned; newer versions wait
 //   POST /clawloop/v1/adapters/unpin                new versions go live again
-// The mutating calls answer {live, pinned}; 400 for a malformed name, 404 for an unknown version,
+// The mutating calls answer {live, pinned}; 400 for a malformed name, 404 for an unknown or pruned version,
 // 409 for a rejected one, 503 when the upstream cannot load it now.
 import { z } from "zod";
 import { HttpError, type ControlRouter } from "../router.js";

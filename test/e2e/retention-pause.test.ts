@@ -6,12 +6,13 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { readPruned } from "../../adapters/index.js";
 import { loadConfig, readTrainPause, silentLogger, Store, type AdapterVersion, type Config } from "../../core/index.js";
 import { startLoraServer } from "../../fixtures/servers/lora.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/hotload/index.js";
 import { offlineListing } from "../../cli/commands/adapters.js";
+import { programFor } from "../../cli/entry.js";
 import { readTable, Retention } from "../../trainer/retention.js";
 import { writeVersion } from "../support/adapter-versions.js";
 
@@ -87,6 +88,15 @@ describe("retention under a running sidecar", () => {
     expect(offline.versions.map((v) => v.id)).toEqual(["v000006", "v000005", "v000002"]);
     expect(offline).toMatchObject({ live: "v000005", pinned: "v000005" });
     expect([...readPruned(r.adapters).keys()]).toEqual(["v000001", "v000003", "v000004"]);
+    const out: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => out.push(String(chunk)) > 0);
+    cleanup.push(() => vi.restoreAllMocks());
+    const argv = ["node", "clawloop", "adapters", "list", "--data", r.dataDir, "--url", r.sc.url];
+    await (await programFor(argv)).parseAsync(argv);
+    const text = out.join("");
+    expect(text.split("\n").filter((l) => /^[ *]v\d{6}/.test(l)).map((l) => l.slice(1, 8))).toEqual(["v000006", "v000005", "v000002"]);
+    expect(text).toContain("the sidecar is not running: from the store");
+    expect(text).toContain("3 older versions deleted by retention (adapters.keepVersions); they cannot be rolled back to");
   });
 });
 
