@@ -17,6 +17,8 @@
 //   node dist/bench/proxy.js --quick                (fewer rounds, for a smoke run)
 //   node dist/bench/proxy.js --hosts process        (the memory section for one store host only)
 //   node dist/bench/proxy.js --no-inference         (without the session-inference section)
+//   node dist/bench/proxy.js --only memory          (one section: latency, memory or inference)
+//   node dist/bench/proxy.js --profile DIR          (CPU profiles of the sidecars' proxy processes)
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -38,6 +40,11 @@ const { values: args } = parseArgs({
     hosts: { type: "string", default: "process,worker" },
     target: { type: "string" },
     inference: { type: "boolean", default: true },
+    only: { type: "string" },
+    /** Keep each memory-section sidecar running this many seconds after measuring (to inspect it). */
+    hold: { type: "string", default: "0" },
+    /** Write a CPU profile of every sidecar (its proxy process) to this directory (node --cpu-prof). */
+    profile: { type: "string" },
   },
   allowNegative: true,
 });
@@ -104,6 +111,8 @@ function waitForJsonLine(child: ChildProcess, pick: (rec: Record<string, unknown
 }
 
 const TICK = 100; // USER_HZ on Linux
+/** Seconds a sidecar is left idle after the memory run before its memory is read again. */
+const SETTLE_S = 15;
 
 function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -297,7 +306,7 @@ async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSid
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, "bin", "clawloop.js"), "sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"],
+    [...(args.profile ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(args.profile)] : []), path.join(ROOT, "bin", "clawloop.js"), "sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CLAWLOOP_SIDECAR_STORE_HOST: host } },
   );
   const url = await waitForJsonLine(child, (r) => (r.msg === "sidecar listening" && typeof r.url === "string" ? r.url : null));
@@ -316,12 +325,117 @@ async function stopSidecar(s: RunningSidecar): Promise<void> {
 
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ");
 
+type Verdicts = Record<Profile, { ttfb50: number; ttfb99: number; tputRatio64: number }>;
+
+/** Direct, bare relay and sidecar side by side: time to first byte, total time, throughput, CPU. */
+async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl: string, sidecars: RunningSidecar[], q: boolean): Promise<Verdicts> {
+  const agentDirect = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const first = await startSidecar(upstreamUrl, "process");
+  sidecars.push(first);
+  const { url: sidecarUrl, pid } = first;
+  const agentRelay = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const agentSidecar = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  console.log("direct, bare relay and sidecar requests alternate; the sidecar runs in its own process, its store in a child process");
+  console.log("bare relay: a minimal Node proxy in its own process (pipes both ways, parses and records nothing): the cost of the extra hop alone\n");
+
+  // Warm the paths (connections, JIT).
+  await phase(upstreamUrl, agentDirect, "openclaw", 8, 3, true, pid, 0);
+  await phase(relayUrl, agentRelay, "openclaw", 8, 3, true, relay.pid!, 0);
+  await phase(sidecarUrl, agentSidecar, "openclaw", 8, 3, true, pid, 0);
+
+  const scenarios: { profile: Profile; name: string; c: number; rounds: number; unpaced: boolean }[] = [];
+  for (const profile of ["chat", "openclaw"] as const) {
+    scenarios.push(
+      { profile, name: `${profile}, 1 stream`, c: 1, rounds: q ? 20 : 200, unpaced: false },
+      { profile, name: `${profile}, 16 streams`, c: 16, rounds: q ? 4 : 15, unpaced: false },
+      { profile, name: `${profile}, 64 streams`, c: 64, rounds: q ? 2 : 8, unpaced: false },
+      { profile, name: `${profile}, 64 unpaced`, c: 64, rounds: q ? 2 : 8, unpaced: true },
+    );
+  }
+  const rows: string[][] = [];
+  const verdicts: Verdicts = {
+    chat: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
+    openclaw: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
+  };
+  let offset = 1000;
+  for (const s of scenarios) {
+    const direct: Phase[] = [];
+    const bare: Phase[] = [];
+    const via: Phase[] = [];
+    // Alternate request by request for one stream, else in slices of a few rounds.
+    const slice = s.c === 1 ? 1 : Math.max(1, Math.floor(s.rounds / 5));
+    for (let done = 0; done < s.rounds; done += slice) {
+      const n = Math.min(slice, s.rounds - done);
+      direct.push(await phase(upstreamUrl, agentDirect, s.profile, s.c, n, s.unpaced, pid, offset));
+      offset += n * s.c;
+      bare.push(await phase(relayUrl, agentRelay, s.profile, s.c, n, s.unpaced, relay.pid!, offset));
+      offset += n * s.c;
+      via.push(await phase(sidecarUrl, agentSidecar, s.profile, s.c, n, s.unpaced, pid, offset));
+      offset += n * s.c;
+    }
+    const d = merge(direct);
+    const b = merge(bare);
+    const v = merge(via);
+    const tput = (p: Phase) => (p.samples.length * TOKENS) / p.wallS;
+    const ttfbD = d.samples.map((x) => x.ttfb);
+    const ttfbV = v.samples.map((x) => x.ttfb);
+    const totD = d.samples.map((x) => x.total);
+    const totV = v.samples.map((x) => x.total);
+    const mem = family(pid).map(rssMb);
+    rows.push([
+      s.name,
+      `${f(pct(ttfbD, 50))} / ${f(pct(ttfbV, 50))} (+${f(pct(ttfbV, 50) - pct(ttfbD, 50))})`,
+      `${f(pct(ttfbD, 99))} / ${f(pct(ttfbV, 99))} (+${f(pct(ttfbV, 99) - pct(ttfbD, 99))})`,
+      `${f(pct(totD, 50), 1)} / ${f(pct(totV, 50), 1)}`,
+      `${f(pct(totD, 99), 1)} / ${f(pct(totV, 99), 1)}`,
+      `${f(tput(d), 0)} / ${f(tput(v), 0)} (${f(tput(v) / tput(d), 3)})`,
+      `+${f(pct(b.samples.map((x) => x.ttfb), 50) - pct(ttfbD, 50))} ms, ${f(tput(b) / tput(d), 3)}, ${f((b.cpuS * 1000) / b.samples.length)} ms/call`,
+      `${f((v.cpuS / v.wallS) * 100, 0)}% (${f((v.cpuS * 1000) / v.samples.length)} ms/call)`,
+      mem.map((m) => f(m.rss, 0)).join(" + "),
+      load().split(" ")[0]!,
+    ]);
+    if (s.c === 1) {
+      verdicts[s.profile].ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
+      verdicts[s.profile].ttfb99 = pct(ttfbV, 99) - pct(ttfbD, 99);
+    }
+    if (s.c === 64 && !s.unpaced) verdicts[s.profile].tputRatio64 = tput(v) / tput(d);
+  }
+  const header = [
+    "scenario",
+    "TTFB p50 ms direct / sidecar (+added)",
+    "TTFB p99 ms",
+    "total p50 ms",
+    "total p99 ms",
+    "throughput tok/s (ratio)",
+    "bare relay: +TTFB p50, ratio, CPU",
+    "sidecar CPU (per call)",
+    "RSS MB proxy + store",
+    "load",
+  ];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
+  for (const r of rows) console.log(line(r));
+  agentSidecar.destroy();
+  agentRelay.destroy();
+  // The memory section starts each sidecar fresh; this one's work is done.
+  await stopSidecar(first);
+  sidecars.splice(sidecars.indexOf(first), 1);
+  agentDirect.destroy();
+  return verdicts;
+}
+
 async function main(): Promise<void> {
   if (process.platform !== "linux") throw new Error("bench:proxy reads CPU and RSS from /proc (Linux only)");
   const self = fileURLToPath(import.meta.url);
   const children: ChildProcess[] = [];
   const sidecars: RunningSidecar[] = [];
   const hosts = args.hosts.split(",").map((h) => h.trim()) as Host[];
+  const all = ["latency", "memory", "inference"];
+  const sections = new Set(args.only ? args.only.split(",").map((x) => x.trim()) : all);
+  if (!args.inference) sections.delete("inference");
+  for (const x of sections) if (!all.includes(x)) throw new Error(`--only: "${x}" is not one of ${all.join(", ")}`);
   for (const h of hosts) if (h !== "process" && h !== "worker") throw new Error(`--hosts: "${h}" is not process or worker`);
   try {
     const upstream = spawn(process.execPath, [self, "--role", "upstream", "--tokens", String(TOKENS), "--tps", String(TPS)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -330,128 +444,41 @@ async function main(): Promise<void> {
     const relay = spawn(process.execPath, [self, "--role", "relay", "--target", upstreamUrl], { stdio: ["ignore", "pipe", "inherit"] });
     children.push(relay);
     const relayUrl = await waitForJsonLine(relay, (r) => (typeof r.url === "string" ? r.url : null));
-    const first = await startSidecar(upstreamUrl, "process");
-    sidecars.push(first);
-    const { url: sidecarUrl, pid } = first;
-    const agentDirect = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-    const agentRelay = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-    const agentSidecar = new http.Agent({ keepAlive: true, maxSockets: Infinity });
     const kb = (p: Profile) => makeRequest(p, 0).body.length / 1024;
-
+    const q = args.quick;
     console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}, load average ${load()}`);
     console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s per stream (unpaced: as fast as it can)`);
     console.log(`requests: streamed, tagged like the plugin's; "chat" ${f(kb("chat"), 1)} KB, "openclaw" ${f(kb("openclaw"), 1)} KB`);
-    console.log("direct, bare relay and sidecar requests alternate; the sidecar runs in its own process, its store in a child process");
-    console.log("bare relay: a minimal Node proxy in its own process (pipes both ways, parses and records nothing): the cost of the extra hop alone\n");
-
-    // Warm the paths (connections, JIT).
-    await phase(upstreamUrl, agentDirect, "openclaw", 8, 3, true, pid, 0);
-    await phase(relayUrl, agentRelay, "openclaw", 8, 3, true, relay.pid!, 0);
-    await phase(sidecarUrl, agentSidecar, "openclaw", 8, 3, true, pid, 0);
-
-    const q = args.quick;
-    const scenarios: { profile: Profile; name: string; c: number; rounds: number; unpaced: boolean }[] = [];
-    for (const profile of ["chat", "openclaw"] as const) {
-      scenarios.push(
-        { profile, name: `${profile}, 1 stream`, c: 1, rounds: q ? 20 : 200, unpaced: false },
-        { profile, name: `${profile}, 16 streams`, c: 16, rounds: q ? 4 : 15, unpaced: false },
-        { profile, name: `${profile}, 64 streams`, c: 64, rounds: q ? 2 : 8, unpaced: false },
-        { profile, name: `${profile}, 64 unpaced`, c: 64, rounds: q ? 2 : 8, unpaced: true },
-      );
-    }
-    const rows: string[][] = [];
-    const verdicts: Record<Profile, { ttfb50: number; ttfb99: number; tputRatio64: number }> = {
-      chat: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
-      openclaw: { ttfb50: 0, ttfb99: 0, tputRatio64: 1 },
-    };
-    let offset = 1000;
-    for (const s of scenarios) {
-      const direct: Phase[] = [];
-      const bare: Phase[] = [];
-      const via: Phase[] = [];
-      // Alternate request by request for one stream, else in slices of a few rounds.
-      const slice = s.c === 1 ? 1 : Math.max(1, Math.floor(s.rounds / 5));
-      for (let done = 0; done < s.rounds; done += slice) {
-        const n = Math.min(slice, s.rounds - done);
-        direct.push(await phase(upstreamUrl, agentDirect, s.profile, s.c, n, s.unpaced, pid, offset));
-        offset += n * s.c;
-        bare.push(await phase(relayUrl, agentRelay, s.profile, s.c, n, s.unpaced, relay.pid!, offset));
-        offset += n * s.c;
-        via.push(await phase(sidecarUrl, agentSidecar, s.profile, s.c, n, s.unpaced, pid, offset));
-        offset += n * s.c;
-      }
-      const d = merge(direct);
-      const b = merge(bare);
-      const v = merge(via);
-      const tput = (p: Phase) => (p.samples.length * TOKENS) / p.wallS;
-      const ttfbD = d.samples.map((x) => x.ttfb);
-      const ttfbV = v.samples.map((x) => x.ttfb);
-      const totD = d.samples.map((x) => x.total);
-      const totV = v.samples.map((x) => x.total);
-      const mem = family(pid).map(rssMb);
-      rows.push([
-        s.name,
-        `${f(pct(ttfbD, 50))} / ${f(pct(ttfbV, 50))} (+${f(pct(ttfbV, 50) - pct(ttfbD, 50))})`,
-        `${f(pct(ttfbD, 99))} / ${f(pct(ttfbV, 99))} (+${f(pct(ttfbV, 99) - pct(ttfbD, 99))})`,
-        `${f(pct(totD, 50), 1)} / ${f(pct(totV, 50), 1)}`,
-        `${f(pct(totD, 99), 1)} / ${f(pct(totV, 99), 1)}`,
-        `${f(tput(d), 0)} / ${f(tput(v), 0)} (${f(tput(v) / tput(d), 3)})`,
-        `+${f(pct(b.samples.map((x) => x.ttfb), 50) - pct(ttfbD, 50))} ms, ${f(tput(b) / tput(d), 3)}, ${f((b.cpuS * 1000) / b.samples.length)} ms/call`,
-        `${f((v.cpuS / v.wallS) * 100, 0)}% (${f((v.cpuS * 1000) / v.samples.length)} ms/call)`,
-        mem.map((m) => f(m.rss, 0)).join(" + "),
-        load().split(" ")[0]!,
-      ]);
-      if (s.c === 1) {
-        verdicts[s.profile].ttfb50 = pct(ttfbV, 50) - pct(ttfbD, 50);
-        verdicts[s.profile].ttfb99 = pct(ttfbV, 99) - pct(ttfbD, 99);
-      }
-      if (s.c === 64 && !s.unpaced) verdicts[s.profile].tputRatio64 = tput(v) / tput(d);
-    }
-    const header = [
-      "scenario",
-      "TTFB p50 ms direct / sidecar (+added)",
-      "TTFB p99 ms",
-      "total p50 ms",
-      "total p99 ms",
-      "throughput tok/s (ratio)",
-      "bare relay: +TTFB p50, ratio, CPU",
-      "sidecar CPU (per call)",
-      "RSS MB proxy + store",
-      "load",
-    ];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
-    console.log(line(header));
-    console.log(widths.map((w) => "-".repeat(w)).join("-|-"));
-    for (const r of rows) console.log(line(r));
-    agentSidecar.destroy();
-    agentRelay.destroy();
-    // The memory section starts each sidecar fresh; this one's work is done.
-    await stopSidecar(first);
-    sidecars.splice(sidecars.indexOf(first), 1);
+    const verdicts = sections.has("latency") ? await latencySection(upstreamUrl, relay, relayUrl, sidecars, q) : null;
 
     // 10,000 recorded calls through a fresh sidecar per store host: memory afterwards.
     const N = q ? 1000 : Number(args.turns);
-    const memory: { host: Host; procs: Mem[]; turns: number; callsPerS: number; cpuMsPerCall: number }[] = [];
-    console.log(`\n${N} calls recorded per store host (32 at a time, unpaced, ${f(kb("openclaw"), 0)} KB OpenClaw-sized requests, a fresh sidecar each):`);
-    for (const host of hosts) {
+    const memory: { host: Host; procs: Mem[]; settled: Mem[]; turns: number; callsPerS: number; cpuMsPerCall: number }[] = [];
+    if (sections.has("memory")) console.log(`\n${N} calls recorded per store host (32 at a time, unpaced, ${f(kb("openclaw"), 0)} KB OpenClaw-sized requests, a fresh sidecar each):`);
+    for (const host of sections.has("memory") ? hosts : []) {
       const sc = await startSidecar(upstreamUrl, host);
       sidecars.push(sc);
       const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
       const t0 = performance.now();
-      const cpu0 = family(sc.pid).reduce((a, p) => a + cpuSeconds(p), 0);
+      const pids = family(sc.pid);
+      const cpu0 = pids.map(cpuSeconds);
       let sent = 0;
+      // RSS along the way (every fifth of the calls): what grows with the number of turns shows here.
+      const along: string[] = [];
+      let done = 0;
       await Promise.all(
         Array.from({ length: 32 }, async () => {
           for (;;) {
             const i = sent++;
             if (i >= N) return;
             await stream(sc.url, agent, makeRequest("openclaw", 100_000 + i), true);
+            if (++done % Math.ceil(N / 5) === 0) along.push(`${done}: ${family(sc.pid).map((p) => f(rssMb(p).rss, 0)).join(" + ")}`);
           }
         }),
       );
       const wall = (performance.now() - t0) / 1000;
-      const cpu = family(sc.pid).reduce((a, p) => a + cpuSeconds(p), 0) - cpu0;
+      const cpuEach = pids.map((p, i) => cpuSeconds(p) - cpu0[i]!);
+      const cpu = cpuEach.reduce((a, x) => a + x, 0);
       // Let the store's flusher catch up, then read memory.
       let after = await status(sc.url, sc.token);
       for (let i = 0; i < 600 && after.waitingInLog > 0; i++) {
@@ -459,15 +486,27 @@ async function main(): Promise<void> {
         after = await status(sc.url, sc.token);
       }
       const procs = family(sc.pid).map(rssMb);
-      memory.push({ host, procs, turns: after.turns, callsPerS: N / wall, cpuMsPerCall: (cpu * 1000) / N });
+      // And once idle for a while: V8 gives back heap it no longer needs when allocation stops.
+      await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+      const settled = family(sc.pid).map(rssMb);
+      memory.push({ host, procs, settled, turns: after.turns, callsPerS: N / wall, cpuMsPerCall: (cpu * 1000) / N });
       const names = host === "process" ? ["proxy", "store"] : ["proxy + store thread"];
       console.log(
-        `  store host ${host.padEnd(7)}: ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu * 1000) / N)} ms/call, load ${load()}; turns in the store ${after.turns}, waiting in the log ${after.waitingInLog}`,
+        `  store host ${host.padEnd(7)}: ${f(wall, 1)} s, ${f(N / wall, 0)} calls/s, sidecar CPU ${f((cpu * 1000) / N)} ms/call (${cpuEach.map((x) => f((x * 1000) / N)).join(" + ")}), load ${load()}; turns in the store ${after.turns}, waiting in the log ${after.waitingInLog}`,
       );
       procs.forEach((m, i) =>
-        console.log(`    ${(names[i] ?? "child").padEnd(20)} RSS ${f(m.rss, 0)} MB (peak ${f(m.peak, 0)}; anon ${f(m.anon, 0)}, files ${f(m.file, 0)}), PSS ${f(m.pss, 0)} MB`),
+        console.log(
+          `    ${(names[i] ?? "child").padEnd(20)} RSS ${f(m.rss, 0)} MB (peak ${f(m.peak, 0)}; anon ${f(m.anon, 0)}, files ${f(m.file, 0)}), PSS ${f(m.pss, 0)} MB; after ${SETTLE_S} s idle RSS ${f(settled[i]?.rss ?? NaN, 0)} MB`,
+        ),
       );
+      console.log(`    RSS MB along the way: ${along.join(", ")}`);
+      const h = after.memory;
+      console.log(`    V8 heaps: proxy ${h.heapUsedMb} MB used of ${h.heapTotalMb} (external ${h.externalMb}); store ${h.storeHeapUsedMb} MB used of ${h.storeHeapTotalMb}`);
       if (after.turns !== N) console.log(`    WARNING: expected ${N} turns, the store has ${after.turns}`);
+      if (Number(args.hold) > 0) {
+        console.log(`    holding for ${args.hold} s: pids ${family(sc.pid).join(" ")}, data ${sc.data}`);
+        await new Promise((r) => setTimeout(r, Number(args.hold) * 1000));
+      }
       agent.destroy();
       await stopSidecar(sc);
       sidecars.splice(sidecars.indexOf(sc), 1);
@@ -475,8 +514,8 @@ async function main(): Promise<void> {
 
     const ok = (b: boolean) => (b ? "met" : "NOT met");
     console.log("\ntargets:");
-    for (const p of ["chat", "openclaw"] as const) {
-      const v = verdicts[p];
+    for (const p of verdicts ? (["chat", "openclaw"] as const) : []) {
+      const v = verdicts![p];
       console.log(`  ${p.padEnd(8)} added TTFB p50 < 1 ms (1 stream): ${f(v.ttfb50, 3)} ms — ${ok(v.ttfb50 < 1)}`);
       console.log(`  ${p.padEnd(8)} added TTFB p99 < 5 ms (1 stream): ${f(v.ttfb99, 3)} ms — ${ok(v.ttfb99 < 5)}`);
       console.log(`  ${p.padEnd(8)} throughput at 64 streams ≥ 0.95×:  ${f(v.tputRatio64, 3)} — ${ok(v.tputRatio64 >= 0.95)}`);
@@ -484,12 +523,14 @@ async function main(): Promise<void> {
     for (const m of memory) {
       const rss = m.procs.reduce((a, x) => a + x.rss, 0);
       const pss = m.procs.reduce((a, x) => a + x.pss, 0);
-      console.log(`  RSS < 200 MB after ${N} recorded turns, store host ${m.host}: ${f(rss, 0)} MB (all processes) — ${ok(rss < 200)}; PSS ${f(pss, 0)} MB`);
+      const idle = m.settled.reduce((a, x) => a + x.rss, 0);
+      console.log(
+        `  RSS < 200 MB after ${N} recorded turns, store host ${m.host}: ${f(rss, 0)} MB (all processes) — ${ok(rss < 200)}; PSS ${f(pss, 0)} MB; after ${SETTLE_S} s idle ${f(idle, 0)} MB — ${ok(idle < 200)}`,
+      );
     }
 
     // Session inference: the latency it adds at 10,000 stored turns, on vs off (bench/proxy-inference.ts).
-    if (args.inference) await inferenceSection({ upstreamUrl, cli: path.join(ROOT, "bin", "clawloop.js"), turns: N, quick: q });
-    agentDirect.destroy();
+    if (sections.has("inference")) await inferenceSection({ upstreamUrl, cli: path.join(ROOT, "bin", "clawloop.js"), turns: N, quick: q });
   } finally {
     for (const s of sidecars) await stopSidecar(s);
     for (const c of children.reverse()) {
@@ -499,10 +540,10 @@ async function main(): Promise<void> {
   }
 }
 
-async function status(url: string, token: string): Promise<{ turns: number; waitingInLog: number }> {
+async function status(url: string, token: string): Promise<{ turns: number; waitingInLog: number; memory: Record<string, number | null> }> {
   const res = await fetch(`${url}/clawloop/v1/status`, { headers: { authorization: `Bearer ${token}` } });
-  const s = (await res.json()) as { counts: { turns: number }; store: { waitingInLog: number } };
-  return { turns: s.counts.turns, waitingInLog: s.store.waitingInLog };
+  const s = (await res.json()) as { counts: { turns: number }; store: { waitingInLog: number }; memory: Record<string, number | null> };
+  return { turns: s.counts.turns, waitingInLog: s.store.waitingInLog, memory: s.memory };
 }
 
 if (args.role === "upstream") {

@@ -54,16 +54,25 @@ export class SessionBook {
   /** Call ids already given to a turn id in this process (a retried call gets a suffixed id). */
   private readonly callUses: Lru<string, number>;
 
+  /**
+   * `sessions` bounds what is kept per session and the call ids already used (a retried id must be
+   * told apart for as long as possible: it would otherwise name a second row like the first);
+   * `calls` bounds the turns found by call and by run (a turn reference each, ~0.3 KB per turn: at
+   * 50,000 they grew the proxy by ~15 MB). Events come seconds after their call; an older one costs
+   * a store lookup, not a wrong link.
+   */
   constructor(
     private readonly store: RecordStore,
     private readonly logger: Logger,
-    limit = 50_000,
+    limits: { sessions?: number; calls?: number } = {},
   ) {
-    this.seqs = new Lru(limit);
-    this.byCall = new Lru(limit);
-    this.lastOfRun = new Lru(limit);
-    this.lastMain = new Lru(limit);
-    this.callUses = new Lru(limit);
+    const sessions = limits.sessions ?? 50_000;
+    const calls = limits.calls ?? 5_000;
+    this.seqs = new Lru(sessions);
+    this.lastMain = new Lru(sessions);
+    this.byCall = new Lru(calls);
+    this.lastOfRun = new Lru(calls);
+    this.callUses = new Lru(sessions);
   }
 
   /** Reserves the next `seq` of a session. `fresh`: the session was just created here. */
