@@ -242,7 +242,8 @@ class ContinuousTrainer implements TrainLoop {
       let sleepMs = t.pollMs;
       try {
         // A rollback by the sidecar: continue from the version it names.
-        if (newHead(this.adaptersDir, this.state.dir)) await this.resume();
+        const head = newHead(this.adaptersDir, this.state.dir);
+        if (head) await this.resume();
         if (this.retention.due()) await this.retain();
         const scan = await this.sampleSource.scan(this.uses, t.epochs, this.quarantined);
         // Samples of a failed step go to the back, so one bad sample does not hold up the others.
@@ -268,6 +269,11 @@ class ContinuousTrainer implements TrainLoop {
           continue;
         }
         if (decision.batch) {
+          // A rollback that landed while the samples were being read: follow it before stepping,
+          // or this step would grow the abandoned version (and its samples would count as used).
+          // (A head that resume() could not follow — it names no version — stays new: not again.)
+          const late = newHead(this.adaptersDir, this.state.dir);
+          if (late && !(head && late.seq === head.seq && late.version === head.version)) continue;
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
           const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);
