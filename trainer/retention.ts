@@ -18,7 +18,7 @@ import path from "node:path";
 import { appendPruned, prunedRecord, readHead, TRASH_PREFIX } from "../adapters/index.js";
 import type { Logger, Store } from "../core/index.js";
 import type { TrainerState } from "./state.js";
-import { listVersions, type VersionEntry } from "./versions.js";
+import { listVersions, removeEntriesStartingWith, type VersionEntry } from "./versions.js";
 
 export interface InUse {
   /** Live or pinned according to the adapters table. */
@@ -61,15 +61,7 @@ export async function readTable(store: Pick<Store, "listFields">): Promise<Table
 
 /** Removes what interrupted deletes left behind (never visible as versions). */
 export function removeTrash(adaptersDir: string): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(adaptersDir);
-  } catch {
-    return [];
-  }
-  const trash = names.filter((n) => n.startsWith(TRASH_PREFIX));
-  for (const n of trash) fs.rmSync(path.join(adaptersDir, n), { recursive: true, force: true });
-  return trash;
+  return removeEntriesStartingWith(adaptersDir, TRASH_PREFIX);
 }
 
 /** Fault injection for tests: called at the two points between which a crash is interesting. */

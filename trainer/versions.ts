@@ -59,13 +59,18 @@ export function trainedCounts(manifests: Iterable<{ sampleIds: readonly string[]
 
 /** Leftovers of writes that were interrupted (never visible as versions). */
 export function removeTemporaries(root: string): string[] {
+  return removeEntriesStartingWith(root, TMP_PREFIX);
+}
+
+/** Removes the entries of `root` whose names start with `prefix`; returns their names. */
+export function removeEntriesStartingWith(root: string, prefix: string): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(root);
   } catch {
     return [];
   }
-  const removed = names.filter((n) => n.startsWith(TMP_PREFIX));
+  const removed = names.filter((n) => n.startsWith(prefix));
   for (const n of removed) fs.rmSync(path.join(root, n), { recursive: true, force: true });
   return removed;
 }

@@ -18,7 +18,7 @@ import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { latestRows, type ReadStore } from "../../sidecar/index.js";
 import { readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
-import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
 import { readUpFile, sidecarUrl } from "./up.js";
 
@@ -61,15 +61,6 @@ export interface StatusReport {
   errors: { loop: string; message: string; at: string | null }[];
 }
 
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Main-line turns the `waitingFor…` counts look at, newest first. */
 export const STATUS_WINDOW = 2_000;
@@ -186,8 +177,8 @@ export async function collectStatus(config: Config, url: string, opts: StatusOpt
       error: sidecarError,
     },
     counts,
-    judge: { running: judgeStatus?.state === "running" && alive(judgeStatus.pid), status: judgeStatus },
-    train: { running: trainStatus !== null && trainStatus.state !== "stopped" && trainStatus.state !== "failed" && alive(trainStatus.pid), status: trainStatus, paused: readTrainPause(config.dataDir) },
+    judge: { running: judgeStatus?.state === "running" && processAlive(judgeStatus.pid), status: judgeStatus },
+    train: { running: trainStatus !== null && trainStatus.state !== "stopped" && trainStatus.state !== "failed" && processAlive(trainStatus.pid), status: trainStatus, paused: readTrainPause(config.dataDir) },
     adapters: {
       live: sb ? sb.live : (liveRow?.id ?? null),
       liveStep: liveRow ? liveStep : null,

@@ -7,7 +7,7 @@ import os from "node:os";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createLogger, pauseTraining, readTrainPause, resumeTraining, type ConfigOverrides, type TrainPause } from "../../core/index.js";
-import { configFrom, onShutdown, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, onShutdown, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface TrainFlags extends CommonFlags {
   model?: string;
@@ -52,14 +52,6 @@ function since(p: TrainPause): string {
   return p.since ? `since ${p.since.replace("T", " ").slice(0, 19)}` : "(since unknown)";
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 interface FlagSubcommandFlags extends CommonFlags {
   json?: boolean;
@@ -104,7 +96,7 @@ function registerPauseCommands(train: Command): void {
       const { readStatus } = await import("../../trainer/index.js");
       const pause = readTrainPause(config.dataDir);
       const status = readStatus(config.dataDir);
-      const running = status !== null && status.state !== "stopped" && status.state !== "failed" && alive(status.pid);
+      const running = status !== null && status.state !== "stopped" && status.state !== "failed" && processAlive(status.pid);
       if (flags.json) {
         process.stdout.write(JSON.stringify({ paused: pause !== null, pause, running, status }, null, 2) + "\n");
         return;

@@ -19,7 +19,7 @@ import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgme
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
 import { defaultEngineThreads, ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
-import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface UpFlags extends CommonFlags {
   upstream?: string;
@@ -45,20 +45,12 @@ export function upFile(dataDir: string): string {
   return path.join(dataPaths(dataDir).loops, "up.json");
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** The running `clawloop up` of this data directory, if any. */
 export function readUpFile(dataDir: string): UpFile | null {
   try {
     const up = JSON.parse(fs.readFileSync(upFile(dataDir), "utf8")) as UpFile;
-    return typeof up.pid === "number" && alive(up.pid) ? up : null;
+    return typeof up.pid === "number" && processAlive(up.pid) ? up : null;
   } catch {
     return null;
   }
