@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { createLogger, dataPaths, readOrCreateToken, type Config, type Logger, type StoreOptions } from "../core/index.js";
 import { mountControlApi } from "./control.js";
 import { mountDashboard } from "./dashboard/index.js";
+import { tuneHeap } from "./heap.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
 import { SessionInference, SideRules } from "./inference/index.js";
@@ -79,6 +80,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     throw new Error("no upstream: pass --upstream URL (or set sidecar.upstream / CLAWLOOP_SIDECAR_UPSTREAM)");
   }
   const logger = opts.logger ?? createLogger("sidecar", config.logLevel);
+  tuneHeap(logger);
   const paths = dataPaths(config.dataDir);
   fs.mkdirSync(paths.root, { recursive: true });
   const token = readOrCreateToken(paths.root);
