@@ -14,6 +14,7 @@ import { readStatus } from "./status.js";
 import { fakeBackend, fakeModel } from "./testing/fake-backend.js";
 import { listVersions, sha256File } from "./versions.js";
 import { TrainerState } from "./state.js";
+import { until } from "../test/support/until.js";
 
 let dataDir: string;
 let writer: Store;
@@ -56,15 +57,6 @@ async function start(cfg: Config, backend = fakeBackend()): Promise<TrainLoop> {
   return loop;
 }
 
-async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const adapters = () => path.join(dataDir, "adapters");
 const sampleIdsByVersion = () => listVersions(adapters()).map((v) => v.manifest.sampleIds);

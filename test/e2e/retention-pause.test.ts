@@ -15,6 +15,7 @@ import { offlineListing } from "../../cli/commands/adapters.js";
 import { programFor } from "../../cli/entry.js";
 import { readTable, Retention } from "../../trainer/retention.js";
 import { writeVersion } from "../support/adapter-versions.js";
+import { until } from "../support/until.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -40,15 +41,6 @@ async function rig(): Promise<{ sc: HotloadSidecarHandle; config: Config; dataDi
   return { sc, config, dataDir, adapters: path.join(dataDir, "adapters"), api };
 }
 
-async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe("retention under a running sidecar", () => {
   it("deletes old versions but never the live or pinned one; listings leave them out; rollback to one is a clear 404", async () => {

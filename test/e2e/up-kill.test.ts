@@ -10,6 +10,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../core/index.js";
 import { defaultEngineThreads } from "../../serve/index.js";
+import { until } from "../support/until.js";
 
 const MODEL = process.env.CLAWLOOP_TEST_MODEL!;
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -69,15 +70,6 @@ const cmdline = (pid: number) => {
   }
 };
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve().then(fn).catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("clawloop up killed with -9", () => {
   it("its trainer and store host exit on their own, keeping what they wrote", { timeout: 600_000 }, async () => {
@@ -102,7 +94,7 @@ describe("clawloop up killed with -9", () => {
     const explain = (e: Error) => {
       throw new Error(`${e.message}\nstdout: ${out.slice(-3000)}\nstderr: ${err.slice(-3000)}`);
     };
-    const sidecar = await until("the sidecar's address", () => /collect\s+sidecar: (http:\/\/[^\s]+)\/v1/.exec(out)?.[1], 300_000).catch(explain);
+    const sidecar = await until("the sidecar's address", () => /collect\s+sidecar: (http:\/\/[^\s]+)\/v1/.exec(out)?.[1], { timeoutMs: 300_000, everyMs: 200, ignoreErrors: true }).catch(explain);
 
     // The engine's threads: 1 beside the trainer on a machine of ≤ 2 cores (CI's), else the engine's default.
     const threads = Number(/serve\s+embedded engine: .* \((\d+) threads?\)/.exec(out)?.[1]);
@@ -118,7 +110,7 @@ describe("clawloop up killed with -9", () => {
     await until("the trainer to wait for samples", () => {
       const st = JSON.parse(fs.readFileSync(trainJson, "utf8")) as { pid: number; state: string };
       return st.pid === trainerPid && st.state === "waiting";
-    }, 300_000).catch(explain);
+    }, { timeoutMs: 300_000, everyMs: 200, ignoreErrors: true }).catch(explain);
 
     // A call is recorded (acknowledged by the store host) just before the kill.
     const models = (await fetch(`${sidecar}/v1/models`).then((r) => r.json())) as { data: { id: string }[] };
@@ -142,7 +134,7 @@ describe("clawloop up killed with -9", () => {
 
     // Every child goes away by itself (a generous bound for a loaded 2-core machine; they need ~1 s).
     const alive = () => children.filter((pid) => processTable().has(pid));
-    await until("the children of the killed clawloop up to exit", () => alive().length === 0, 60_000).catch((e: Error) => {
+    await until("the children of the killed clawloop up to exit", () => alive().length === 0, { timeoutMs: 60_000, everyMs: 200, ignoreErrors: true }).catch((e: Error) => {
       throw new Error(`${e.message}; still running:\n${alive().map((p) => `${p}: ${cmdline(p)}`).join("\n")}\nstderr: ${err.slice(-3000)}`);
     });
 

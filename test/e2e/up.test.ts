@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../core/index.js";
+import { until } from "../support/until.js";
 
 const MODEL = process.env.CLAWLOOP_TEST_MODEL!;
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -28,15 +29,6 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe("clawloop up (real processes, SmolLM2)", () => {
   it("runs the four loops: calls are judged, trained on, hot-loaded and served; status and adapters read it; SIGTERM loses nothing", { timeout: 900_000 }, async () => {
@@ -59,7 +51,7 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((r) => child!.on("exit", (code) => r(code)));
-    const sidecar = await until("the sidecar's address", async () => /collect\s+sidecar: (http:\/\/[^\s]+)\/v1/.exec(out)?.[1], 180_000).catch((e: Error) => {
+    const sidecar = await until("the sidecar's address", async () => /collect\s+sidecar: (http:\/\/[^\s]+)\/v1/.exec(out)?.[1], { timeoutMs: 180_000, everyMs: 250, ignoreErrors: true }).catch((e: Error) => {
       throw new Error(`${e.message}\nstdout: ${out}\nstderr: ${err}`);
     });
     expect(out).toMatch(/serve\s+embedded engine: .* on http:\/\/127\.0\.0\.1:\d+\/v1/);
@@ -91,7 +83,7 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     const listing = await until("v000001 to go live", async () => {
       const l = await api("/clawloop/v1/adapters");
       return l.live === "v000001" ? l : null;
-    }, 600_000).catch((e: Error) => {
+    }, { timeoutMs: 600_000, everyMs: 250, ignoreErrors: true }).catch((e: Error) => {
       throw new Error(`${e.message}\nstderr: ${err.slice(-3000)}`);
     });
     expect(listing.versions[0]).toMatchObject({ id: "v000001", status: "live" });
@@ -131,7 +123,7 @@ describe("clawloop up (real processes, SmolLM2)", () => {
     const second = await until("a new trainer process", async () => {
       const pid = upFile().trainerPid;
       return pid && pid !== first ? pid : null;
-    }, 60_000);
+    }, { timeoutMs: 60_000, everyMs: 250, ignoreErrors: true });
     expect(second).not.toBe(first);
 
     // SIGTERM: everything stops, nothing answered or judged is lost.
