@@ -45,6 +45,24 @@ export interface SidecarOptions {
   shutdownTimeoutMs?: number;
 }
 
+/**
+ * The sidecar's record store as its config and options say (`adapters`: it also writes the adapters
+ * table, for the hot-load switchboard). One place, so every caller opens it alike.
+ */
+export function openSidecarStore(config: Config, opts: SidecarOptions, logger: Logger, adapters = false): Promise<RecordStore> {
+  const cfg = config.sidecar;
+  return openRecordStore({
+    dataDir: dataPaths(config.dataDir).root,
+    maskSecrets: cfg.maskSecrets,
+    secretPatterns: cfg.secretPatterns,
+    logger,
+    logLevel: config.logLevel,
+    store: opts.store,
+    host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
+    ...(adapters ? { adapters: true } : {}),
+  });
+}
+
 export interface SidecarHandle {
   /** `http://host:port` */
   url: string;
@@ -88,15 +106,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const masker = new SecretMasker(cfg.maskSecrets, cfg.secretPatterns);
   new SideRules(cfg.sideRules, cfg.builtinSideRules);
   const upstream = new Upstream(cfg.upstream, { kind: cfg.upstreamKind, apiKey: cfg.upstreamApiKey, logger });
-  const store = opts.recordStore ?? await openRecordStore({
-    dataDir: paths.root,
-    maskSecrets: cfg.maskSecrets,
-    secretPatterns: cfg.secretPatterns,
-    logger,
-    logLevel: config.logLevel,
-    store: opts.store,
-    host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
-  });
+  const store = opts.recordStore ?? (await openSidecarStore(config, opts, logger));
   const stopOnError = async (err: unknown): Promise<never> => {
     upstream.close();
     await store.close();

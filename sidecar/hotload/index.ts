@@ -5,8 +5,7 @@
 // `adapters` table too (one writer per table), so the proxy's process never opens LanceDB itself.
 import { createDriver, type AdapterDriver } from "../../adapters/index.js";
 import { createLogger, dataPaths, type Config } from "../../core/index.js";
-import { openRecordStore } from "../record-store.js";
-import { startSidecar, type SidecarHandle, type SidecarOptions } from "../sidecar.js";
+import { openSidecarStore, startSidecar, type SidecarHandle, type SidecarOptions } from "../sidecar.js";
 import type { Upstream } from "../upstream.js";
 import { mountAdapterApi } from "./api.js";
 import { HotloadSwitchboard } from "./switchboard.js";
@@ -49,19 +48,7 @@ export async function startHotloadingSidecar(config: Config, opts: HotloadSideca
   if (!config.adapters.hotload || opts.switchboard) return { ...(await startSidecar(config, opts)), hotload: null };
   const logger = opts.logger ?? createLogger("sidecar", config.logLevel);
   const adaptersDir = dataPaths(config.dataDir, config.adapters.dir).adapters;
-  const cfg = config.sidecar;
-  const store =
-    opts.recordStore ??
-    (await openRecordStore({
-      dataDir: dataPaths(config.dataDir).root,
-      maskSecrets: cfg.maskSecrets,
-      secretPatterns: cfg.secretPatterns,
-      logger,
-      logLevel: config.logLevel,
-      store: opts.store,
-      host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
-      adapters: true,
-    }));
+  const store = opts.recordStore ?? (await openSidecarStore(config, opts, logger, true));
   let handle: SidecarHandle | null = null;
   const board = new HotloadSwitchboard({
     adaptersDir,
