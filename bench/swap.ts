@@ -21,17 +21,18 @@
 //   npm run build && npm run bench:swap          (10 versions per server)
 //   node dist/bench/swap.js --versions 3         (a smoke run)
 //   node dist/bench/swap.js --model PATH.gguf    (another GGUF for the embedded row)
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createLoraAdapter, readGguf, VllmDriver, writeGgufLora, writePeftAdapter, type LoraAdapter, type LoraTarget } from "../adapters/index.js";
-import { loadConfig, silentLogger, type AdapterManifest } from "../core/index.js";
+import { loadConfig, silentLogger } from "../core/index.js";
 import { startLoraServer, type LoraServerKind } from "../fixtures/servers/lora.js";
 import { ensureModel, startServer, type RunningServer } from "../serve/index.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "../sidecar/index.js";
+// The version writer alone (not trainer/index, which would load ONNX Runtime beside llama.cpp).
+import { versionName, writeAdapterDir } from "../trainer/versions.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -60,39 +61,31 @@ interface Row {
   note: string;
 }
 
-function versionName(n: number): string {
-  return `v${String(n).padStart(6, "0")}`;
-}
-
-/** Writes a version as the trainer does: files in a temporary directory, hashed, renamed into place. */
-function writeVersion(dir: string, n: number, shape: Shape, probe: object | null): void {
+/** Writes a version through the trainer's own writer (temporary directory, hashes, fsync, rename). */
+async function writeVersion(dir: string, n: number, shape: Shape, probe: object | null): Promise<void> {
   const name = versionName(n);
-  const tmp = path.join(dir, `.tmp-${name}-${crypto.randomBytes(3).toString("hex")}`);
-  fs.mkdirSync(tmp, { recursive: true });
   const adapter = shape.adapter(n);
-  writePeftAdapter(tmp, adapter);
-  if (shape.gguf) writeGgufLora(path.join(tmp, "adapter.gguf"), adapter, shape.gguf, { dtype: "F16" });
-  if (probe) fs.writeFileSync(path.join(tmp, "probe.json"), JSON.stringify(probe));
-  const files: Record<string, string> = {};
-  for (const f of fs.readdirSync(tmp).sort()) files[f] = crypto.createHash("sha256").update(fs.readFileSync(path.join(tmp, f))).digest("hex");
   const c = adapter.config;
-  const manifest: AdapterManifest = {
-    version: n,
-    name,
-    parent: n > 1 ? versionName(n - 1) : null,
-    baseModel: c.baseModel,
-    baseModelHash: "bench",
-    step: n,
-    sampleCount: 1,
-    sampleIds: [],
-    rank: c.rank,
-    alpha: c.alpha,
-    targetModules: c.targets.map((t) => `${t}_proj`),
-    createdAt: new Date().toISOString(),
-    files,
-  };
-  fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify(manifest));
-  fs.renameSync(tmp, path.join(dir, name));
+  await writeAdapterDir(
+    path.join(dir, name),
+    { version: n, name },
+    {
+      parent: n > 1 ? versionName(n - 1) : null,
+      baseModel: c.baseModel,
+      baseModelHash: "bench",
+      step: n,
+      sampleCount: 1,
+      sampleIds: [],
+      rank: c.rank,
+      alpha: c.alpha,
+      targetModules: c.targets.map((t) => `${t}_proj`),
+    },
+    (tmp) => {
+      writePeftAdapter(tmp, adapter);
+      if (shape.gguf) writeGgufLora(path.join(tmp, "adapter.gguf"), adapter, shape.gguf, { dtype: "F16" });
+      if (probe) fs.writeFileSync(path.join(tmp, "probe.json"), JSON.stringify(probe));
+    },
+  );
 }
 
 function tinyAdapter(config: Omit<LoraAdapter["config"], "rank" | "alpha" | "targets">, seed: number): LoraAdapter {
@@ -140,7 +133,7 @@ async function run(label: string, server: "real" | "scripted", upstreamUrl: stri
         if (v === versionName(n)) liveAt = performance.now();
       });
       const t0 = performance.now();
-      writeVersion(adaptersDir, n, shape, probe);
+      await writeVersion(adaptersDir, n, shape, probe);
       const deadline = Date.now() + 120_000;
       while (!liveAt) {
         if (Date.now() > deadline) throw new Error(`${label}: ${versionName(n)} did not go live: ${JSON.stringify(board.status())}`);
