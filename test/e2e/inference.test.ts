@@ -5,22 +5,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { conversationNames, loadConversation } from "../../fixtures/conversations/format.js";
 import type { ScriptedKind } from "../../fixtures/upstream/index.js";
 import { expectGroundTruth, observe, replay, replyFor, send, traceparentOf } from "./inference-helpers.js";
-import { removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, type Rig } from "./sidecar-helpers.js";
+import { rigsClosedAfterEach, startSidecarFor, tagged, tmpDir, type Rig } from "./sidecar-helpers.js";
 
-const rigs: Rig[] = [];
-async function open(...args: Parameters<typeof rig>): Promise<Rig> {
-  const r = await rig(...args);
-  rigs.push(r);
-  return r;
-}
-afterEach(async () => {
-  for (const r of rigs.splice(0)) await r.close();
-  removeTmpDirs();
-});
+const open = rigsClosedAfterEach();
 
 async function outcomes(r: Rig): Promise<Record<string, number>> {
   const text = await (await fetch(`${r.sc.url}/metrics`)).text();

@@ -1,23 +1,14 @@
 // The sidecar's failure behaviour (issue 2): whatever breaks, the client sees what it would have
 // seen without clawloop, traffic keeps flowing, and the call is recorded with what happened.
 import http from "node:http";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { nodeIO, Store, type LogIO } from "../../core/index.js";
 import { InlineRecordStore, SecretMasker } from "../../sidecar/index.js";
 import type { TurnJob, TurnRef } from "../../sidecar/turns.js";
 import { startScriptedUpstream } from "../../fixtures/upstream/index.js";
-import { chatBody, openStream, post, removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
+import { chatBody, openStream, post, rigsClosedAfterEach, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
 
-const rigs: Rig[] = [];
-async function open(...args: Parameters<typeof rig>): Promise<Rig> {
-  const r = await rig(...args);
-  rigs.push(r);
-  return r;
-}
-afterEach(async () => {
-  for (const r of rigs.splice(0)) await r.close();
-  removeTmpDirs();
-});
+const open = rigsClosedAfterEach();
 
 const turnOf = (r: Rig, session: string) =>
   waitFor(async () => (await r.turns(session))[0], `the turn of session ${session}`);

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { loadConfig, silentLogger, type ConfigOverrides, type Turn } from "../../core/index.js";
 import { startScriptedUpstream, type ScriptedUpstream, type ScriptedUpstreamOptions } from "../../fixtures/upstream/index.js";
+import { afterEach } from "vitest";
 import { startSidecar, type SidecarHandle, type SidecarOptions } from "../../sidecar/index.js";
 
 export interface Rig {
@@ -138,3 +139,20 @@ export const tagged = (session: string, run: string, n: number, type = "main") =
   "x-openclaw-call-id": `${run}:model:${n}`,
   "x-turn-type": type,
 });
+
+/**
+ * For a test file's top level: `open(...)` starts a rig (as `rig` does) that is closed, with the
+ * temporary directories, after each test.
+ */
+export function rigsClosedAfterEach(): (...args: Parameters<typeof rig>) => Promise<Rig> {
+  const rigs: Rig[] = [];
+  afterEach(async () => {
+    for (const r of rigs.splice(0)) await r.close();
+    removeTmpDirs();
+  });
+  return async (...args) => {
+    const r = await rig(...args);
+    rigs.push(r);
+    return r;
+  };
+}

@@ -3,21 +3,12 @@
 // them), tagging, the events API and the control API.
 import fs from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SCRIPTED_KINDS, tokenize, renderPrompt, type ScriptedKind } from "../../fixtures/upstream/index.js";
 import type { RemoteRecordStore } from "../../sidecar/record-store.js";
-import { chatBody, post, removeTmpDirs, rig, startSidecarFor, tagged, tmpDir, waitFor, type Rig } from "./sidecar-helpers.js";
+import { chatBody, post, rigsClosedAfterEach, startSidecarFor, tagged, tmpDir, waitFor } from "./sidecar-helpers.js";
 
-const rigs: Rig[] = [];
-async function open(...args: Parameters<typeof rig>): Promise<Rig> {
-  const r = await rig(...args);
-  rigs.push(r);
-  return r;
-}
-afterEach(async () => {
-  for (const r of rigs.splice(0)) await r.close();
-  removeTmpDirs();
-});
+const open = rigsClosedAfterEach();
 
 /** Kinds whose capture the sidecar asks for, per (streaming, tools) shape. */
 function expectsIds(kind: ScriptedKind, stream: boolean, tools: boolean): boolean {
