@@ -20,16 +20,25 @@ let dataDir: string;
 let writer: Store;
 const loops: TrainLoop[] = [];
 
-beforeEach(async () => {
+async function openDataDir(): Promise<void> {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
   writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
-});
+}
 
-afterEach(async () => {
+async function closeDataDir(): Promise<void> {
   for (const l of loops.splice(0)) await l.stop();
   await writer.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
-});
+}
+
+/** Stops the loops and starts over in a new, empty data directory (for reference runs). */
+async function freshDataDir(): Promise<void> {
+  await closeDataDir();
+  await openDataDir();
+}
+
+beforeEach(openDataDir);
+afterEach(closeDataDir);
 
 function judgment(i: number, score: Reward, hint: string | null = null): Judgment {
   return {
@@ -214,11 +223,7 @@ describe("train loop", () => {
 
     // v000004 really grew from v000001's weights: v000001, then call-7/8, in a fresh directory gives
     // the same bytes (with fresh optimizer moments: v000001's were dropped).
-    for (const l of loops.splice(0)) await l.stop();
-    await writer.close();
-    const first = dataDir;
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
-    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await freshDataDir();
     await addJudged(1, 2);
     const b = await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000001", () => listVersions(adapters()).length === 1);
@@ -228,7 +233,6 @@ describe("train loop", () => {
     await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000002", () => listVersions(adapters()).length === 2);
     expect(fs.readFileSync(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toEqual(v4Bytes);
-    fs.rmSync(first, { recursive: true, force: true });
   });
 
   it("uses each sample `epochs` times, least-used first", async () => {
@@ -252,16 +256,11 @@ describe("train loop", () => {
     expect(sampleIdsByVersion()).toEqual([["call-1", "call-2"], ["call-3", "call-4"], ["call-5", "call-6"]]);
 
     // The same turns in one uninterrupted run.
-    const first = dataDir;
-    for (const l of loops.splice(0)) await l.stop();
-    await writer.close();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
-    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await freshDataDir();
     await addJudged(1, 6);
     await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000003", () => listVersions(adapters()).length === 3);
     expect(sha256File(path.join(adapters(), "v000003", "adapter_model.safetensors"))).toBe(resumed);
-    fs.rmSync(first, { recursive: true, force: true });
   });
 });
 
@@ -492,10 +491,7 @@ describe("train loop: retention", () => {
     const v4 = sha256File(path.join(adapters(), "v000004", "adapter_model.safetensors"));
 
     // Reference: v000001, then call-7/8 continued with v000001's moments, in a fresh directory.
-    const first = dataDir;
-    await writer.close();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-train-"));
-    writer = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
+    await freshDataDir();
     await addJudged(1, 2);
     const b = await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000001", () => listVersions(adapters()).length === 1);
@@ -504,6 +500,5 @@ describe("train loop: retention", () => {
     await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000002", () => listVersions(adapters()).length === 2);
     expect(sha256File(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toBe(v4);
-    fs.rmSync(first, { recursive: true, force: true });
   });
 });
