@@ -6,6 +6,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { createLoraAdapter, writeGgufLora, writePeftAdapter, type LoraAdapter } from "../../adapters/index.js";
 import type { AdapterManifest } from "../../core/index.js";
+import { versionName } from "../../trainer/versions.js";
+
+export { versionName };
 
 export interface GgufBase {
   architecture: string;
@@ -27,9 +30,6 @@ export interface VersionSpec {
   corrupt?: string;
 }
 
-export function versionName(n: number): string {
-  return `v${String(n).padStart(6, "0")}`;
-}
 
 export function tinyAdapter(seed = 1, bScale = 0.01): LoraAdapter {
   const adapter = createLoraAdapter({ rank: 4, alpha: 8, targets: ["q"], numLayers: 1, dims: { q: { in: 8, out: 8 } }, baseModel: "scripted-model" }, seed);
