@@ -12,7 +12,13 @@
 // throughput over ~1 s) is measured right before and after every timed run in that process; the
 // ratio uses their mean, because on a shared 2-core machine the available compute drifts minute by
 // minute.
-import { execFileSync, spawnSync } from "node:child_process";
+//
+// 3. Where PyTorch (with transformers and PEFT) is importable, the same LoRA step and score in
+//    PyTorch (bench/train_torch.py), run right after ours for each configuration in its own
+//    process, with the same threads, the same useful-FLOP count and per-layer recomputation where
+//    ours used it. Python: $CLAWLOOP_BENCH_PYTHON, else .cache/pyvenv-torch/bin/python, else python3;
+//    BENCH_TORCH=0 leaves PyTorch out.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -44,6 +50,27 @@ interface ChildResult {
   peakGflops: number;
   scoreRatio: number;
   trainRatio: number;
+  maxRssMiB: number;
+  /** What PyTorch needs to run the same step: the model's shape and the FLOP counts of the run. */
+  config: ModelConfig;
+  responseTokens: number;
+  trainFlops: number;
+  scoreFlops: number;
+}
+
+/** bench/train_torch.py's result line. */
+interface TorchResult {
+  torch: string;
+  transformers: string;
+  peft: string;
+  attention: string | null;
+  threads: number;
+  checkpointing: boolean;
+  setupSec: number;
+  firstStepSec: number;
+  scoreSec: number;
+  trainSec: number;
+  matmulPeakGflops: number;
   maxRssMiB: number;
 }
 
@@ -173,7 +200,38 @@ async function runChild(name: ModelName, T: number, reps: number): Promise<Child
     scoreRatio: median(scoreRatios),
     trainRatio: median(trainRatios),
     maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    config,
+    responseTokens: R,
+    trainFlops: trainFlops(config, shape),
+    scoreFlops: forwardFlops(config, shape),
   };
+}
+
+// ---- PyTorch side by side --------------------------------------------------------------------
+
+const TORCH_SCRIPT = path.join(ROOT, "bench/train_torch.py");
+
+/** The first Python that imports torch, transformers and peft, with torch's version; or why none does. */
+function findTorchPython(): { python: string; version: string } | { missing: string } {
+  const explicit = process.env.CLAWLOOP_BENCH_PYTHON;
+  const candidates = explicit ? [explicit] : [path.join(ROOT, ".cache/pyvenv-torch/bin/python"), "python3"];
+  for (const python of candidates) {
+    const r = spawnSync(python, ["-c", "import torch, transformers, peft; print(torch.__version__)"], { encoding: "utf8" });
+    if (r.status === 0) return { python, version: r.stdout.trim() };
+  }
+  return { missing: `no Python with torch, transformers and peft (tried ${candidates.join(", ")})` };
+}
+
+/** Our run's configuration in PyTorch, in its own process; the result or the reason it failed. */
+function runTorch(python: string, r: ChildResult, reps: number): TorchResult | string {
+  const args = [TORCH_SCRIPT, "--config", JSON.stringify(r.config), "--tokens", String(r.tokens), "--response", String(r.responseTokens)];
+  args.push("--reps", String(reps), "--threads", String(r.threads), "--rank", String(LORA.rank), "--alpha", String(LORA.alpha));
+  // Per-layer recomputation exactly where our engine used it.
+  if (r.mode === "layered") args.push("--checkpointing");
+  const child = spawnSync(python, ["-W", "ignore::FutureWarning", ...args], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  const line = child.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) return `exit ${child.status ?? child.signal}: ${child.stderr.trim().split("\n").slice(-3).join(" | ")}`;
+  return JSON.parse(line.slice(7)) as TorchResult;
 }
 
 // ---- orchestration ---------------------------------------------------------------------------
@@ -202,6 +260,9 @@ async function main(): Promise<void> {
   const peaks = [await peak(), await peak(), await peak()];
   console.log(`ONNX Runtime fp32 matmul peak ([512,896]×[896,4864], weight as input): ${median(peaks).toFixed(0)} GFLOP/s (runs: ${peaks.map((p) => p.toFixed(0)).join(", ")})\n`);
 
+  const torchPython = process.env.BENCH_TORCH === "0" ? null : findTorchPython();
+  const torch = torchPython && "python" in torchPython ? torchPython : null;
+  const torchResults = new Map<ChildResult, TorchResult>();
   const results: ChildResult[] = [];
   for (const model of MODELS) {
     for (const T of LENGTHS) {
@@ -216,12 +277,20 @@ async function main(): Promise<void> {
         console.log(`${model} at ${T} tokens failed (exit ${child.status}): ${child.stderr.trim().split("\n").slice(-3).join(" | ")}`);
         continue;
       }
-      results.push(JSON.parse(line.slice(7)) as ChildResult);
+      const ours = JSON.parse(line.slice(7)) as ChildResult;
+      results.push(ours);
+      if (torch) {
+        process.stderr.write(`running ${model} at ${T} tokens in PyTorch…\n`);
+        const t = runTorch(torch.python, ours, reps);
+        if (typeof t === "string") console.log(`${model} at ${T} tokens failed in PyTorch (${t})`);
+        else torchResults.set(ours, t);
+      }
     }
   }
 
   const rows = [
-    ["model", "weights", "mode", "tokens", "train s", "train tok/s", "train GFLOP/s", "train/peak", "score s", "score tok/s", "score GFLOP/s", "score/peak", "peak GFLOP/s", "peak RSS MiB", "setup s", "1st step s"],
+    ["model", "weights", "mode", "tokens", "train s", "train tok/s", "train GFLOP/s", "train/peak", "score s", "score tok/s", "score GFLOP/s", "score/peak", "peak GFLOP/s", "peak RSS MiB", "setup s", "1st step s",
+      ...(torch ? ["torch train tok/s", "ours/torch train", "torch score tok/s", "ours/torch score"] : [])],
     ...results.map((r) => [
       r.model,
       r.weights,
@@ -239,6 +308,7 @@ async function main(): Promise<void> {
       r.maxRssMiB.toFixed(0),
       r.setupSec.toFixed(1),
       r.firstStepSec.toFixed(1),
+      ...(torch ? torchColumns(r, torchResults.get(r)) : []),
     ]),
   ];
   console.log(table(rows));
@@ -247,12 +317,58 @@ async function main(): Promise<void> {
       "\nGFLOP/s count useful work (trainer/engine/flops.ts; per-layer recomputation is overhead, not counted). Ratios use the matmul peak" +
       "\nmeasured right before and after each timed run in the same process; medians of the repetitions. Target: train/peak ≥ 0.6 at 512 tokens.",
   );
-  try {
-    execFileSync("python3", ["-c", "import torch"], { stdio: "ignore" });
-    console.log("PyTorch is installed, but the side-by-side PyTorch LoRA step is not implemented in this benchmark yet.");
-  } catch {
-    console.log("PyTorch is not installed here: no PyTorch column.");
-  }
+  if (!torchPython) console.log("\nPyTorch left out (BENCH_TORCH=0).");
+  else if ("missing" in torchPython) {
+    console.log(
+      `\nPyTorch is not installed here (${torchPython.missing}): no PyTorch columns. To add them:` +
+        "\n  python3 -m venv .cache/pyvenv-torch && .cache/pyvenv-torch/bin/pip install torch transformers peft   (or set CLAWLOOP_BENCH_PYTHON)",
+    );
+  } else printTorchTable(results, torchResults, torchPython.version);
+}
+
+/** Our row's PyTorch columns: throughput and our speed over PyTorch's (> 1: ours is faster). */
+function torchColumns(r: ChildResult, t: TorchResult | undefined): string[] {
+  if (!t) return ["failed", "-", "failed", "-"];
+  return [(r.tokens / t.trainSec).toFixed(0), (t.trainSec / r.trainSec).toFixed(2), (r.tokens / t.scoreSec).toFixed(0), (t.scoreSec / r.scoreSec).toFixed(2)];
+}
+
+function printTorchTable(results: ChildResult[], torchResults: Map<ChildResult, TorchResult>, version: string): void {
+  const measured = results.filter((r) => torchResults.has(r));
+  if (measured.length === 0) return;
+  const first = torchResults.get(measured[0]!)!;
+  console.log(`\nPyTorch ${version}, transformers ${first.transformers}, PEFT ${first.peft}, attention "${first.attention}", ${first.threads} threads — the same step (bench/train_torch.py):`);
+  const rows = [
+    ["model", "recompute", "tokens", "train s", "train tok/s", "train GFLOP/s", "train/torch peak", "score s", "score tok/s", "score GFLOP/s", "score/torch peak", "torch peak GFLOP/s", "peak RSS MiB", "setup s", "1st step s"],
+    ...measured.map((r) => {
+      const t = torchResults.get(r)!;
+      const train = r.trainFlops / t.trainSec / 1e9;
+      const score = r.scoreFlops / t.scoreSec / 1e9;
+      return [
+        r.model,
+        t.checkpointing ? "per layer" : "none",
+        String(r.tokens),
+        t.trainSec.toFixed(2),
+        (r.tokens / t.trainSec).toFixed(0),
+        train.toFixed(0),
+        (train / t.matmulPeakGflops).toFixed(2),
+        t.scoreSec.toFixed(2),
+        (r.tokens / t.scoreSec).toFixed(0),
+        score.toFixed(0),
+        (score / t.matmulPeakGflops).toFixed(2),
+        t.matmulPeakGflops.toFixed(0),
+        t.maxRssMiB.toFixed(0),
+        t.setupSec.toFixed(1),
+        t.firstStepSec.toFixed(1),
+      ];
+    }),
+  ];
+  console.log(table(rows));
+  console.log(
+    "PyTorch: LlamaForCausalLM / Qwen2ForCausalLM of the same shape (random fp32 weights) with PEFT LoRA (rank 16, alpha 32, the same" +
+      "\n7 projections), the same sequence, response rows only at the LM head, the same clipped policy loss, backward to the LoRA" +
+      "\nmatrices; score under torch.no_grad(). GFLOP/s use our FLOP count for the run; \"torch peak\" is PyTorch's own matmul peak on" +
+      "\nthe same [512,896]×[896,4864] chain, measured before and after in its process. ours/torch > 1: our engine is faster.",
+  );
 }
 
 main().catch((err: unknown) => {
