@@ -9,7 +9,8 @@ prints the two side by side. It can also be run by hand:
 What it does, matching bench/train.ts:
 - the model: a LlamaForCausalLM / Qwen2ForCausalLM built from the engine's ModelConfig (the JSON
   bench/train.ts passes, from trainer/engine/testing/synthetic.ts), random float32 weights of the
-  exact shape (only speed is measured), eager or SDPA attention as transformers picks by default;
+  exact shape (only speed is measured), attention as transformers picks by default (SDPA) unless
+  --attention says otherwise;
 - LoRA through PEFT: rank 16, alpha 32, dropout 0, on q, k, v, o, gate, up, down; base frozen;
   B set to 0.01 as the engine bench does (so every gradient is non-trivial);
 - one sequence: the engine's token ids ((i·7919 + 13) mod vocab), the last `--response` of them
@@ -45,6 +46,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--checkpointing", action="store_true", help="per-layer recomputation in the train step")
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32)
+    p.add_argument(
+        "--attention",
+        help="transformers' attention implementation (default: its own choice, SDPA, whose causal kernel skips"
+        " the masked half of T×T; 'eager' computes the full masked T×T as our engine does)",
+    )
     return p.parse_args()
 
 
@@ -124,7 +130,8 @@ def main() -> None:
     peaks = [matmul_peak(torch)]
     t0 = time.perf_counter()
     # float32 throughout (from_config's default; .float() in case a version defaults otherwise).
-    base = AutoModelForCausalLM.from_config(hf_config(c)).float()
+    extra = {"attn_implementation": args.attention} if args.attention else {}
+    base = AutoModelForCausalLM.from_config(hf_config(c), **extra).float()
     lora = LoraConfig(
         r=args.rank,
         lora_alpha=args.alpha,
