@@ -7,6 +7,8 @@ export interface DataPaths {
   root: string;
   store: string;
   log: string;
+  /** The sidecar's journal of answered calls not yet in the store (sidecar/journal.ts). */
+  journal: string;
   adapters: string;
   token: string;
   config: string;
@@ -24,6 +26,7 @@ export function dataPaths(dataDir: string, adaptersDir?: string | null): DataPat
     root,
     store: path.join(root, "store"),
     log: path.join(root, "log"),
+    journal: path.join(root, "journal"),
     adapters: adaptersDir ? path.resolve(adaptersDir) : path.join(root, "adapters"),
     token: path.join(root, "token"),
     config: path.join(root, "config.json"),

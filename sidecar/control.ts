@@ -289,7 +289,7 @@ export function mountControlApi(router: ControlRouter, d: ControlDeps): void {
         kindSource: d.upstream.kindConfigured ? "configured" : d.upstream.kind ? "detected" : "unknown",
         health: await d.upstream.health(),
       },
-      store: { ...health, waitingInLog, host: d.store.host },
+      store: { ...health, waitingInLog, journaled: d.store.journaled, host: d.store.host },
       counts: {
         turns: initial.turns + d.recorder.recorded,
         nextStates: initial.nextStates + events.stored,

@@ -11,16 +11,20 @@
 // are replaced by id), so callers only ever see a delay.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import v8 from "node:v8";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { Store, type Filter, type Logger, type QueryOptions, type StoreHealth, type StoreOptions, type TableName, type Tables } from "../core/index.js";
+import { dataPaths, Store, type Filter, type Logger, type QueryOptions, type StoreHealth, type StoreOptions, type TableName, type Tables } from "../core/index.js";
 import type { SecretMasker } from "./privacy.js";
-import { buildTurn, CachedMasker, refOf, type TurnJob, type TurnRef } from "./turns.js";
+import { CallJournal, type JournalIO } from "./journal.js";
+import { buildTurn, CachedMasker, refOf, refOfJob, type TurnJob, type TurnRef } from "./turns.js";
 
 export type StoreHost = "process" | "worker" | "main";
 
 export interface RecordStore {
   readonly host: StoreHost;
+  /** Answered calls in the proxy's journal, not yet in the store host's log (sidecar/journal.ts). */
+  readonly journaled: number;
   /** Builds the turn's row (masking secrets) and writes it; resolves once it is in the log. */
   putTurn(job: TurnJob): Promise<TurnRef>;
   /** Inserts or replaces a row by id; resolves once it is in the log. */
@@ -53,6 +57,11 @@ export interface RecordStoreOptions {
   host?: StoreHost;
   /** Also write the `adapters` table (the hot-loading switchboard records through this store). */
   adapters?: boolean;
+  /**
+   * A store host in a process or thread of its own: journal each turn in the proxy and answer
+   * without waiting for the host (sidecar/journal.ts). Default on; `io` is a test seam.
+   */
+  journal?: boolean | { io: JournalIO };
 }
 
 /** Rows per LanceDB batch: bounds how long one batch keeps the store thread busy. */
@@ -98,6 +107,8 @@ export async function lastTurn(store: Store, where: Filter<"turns">): Promise<Tu
 
 export class InlineRecordStore implements RecordStore {
   readonly host = "main" as const;
+  /** Rows go to the store's log directly: nothing is journaled. */
+  readonly journaled = 0;
 
   constructor(
     readonly store: Store,
@@ -179,8 +190,17 @@ function toWire(job: TurnJob): TurnJob {
   return { ...job, assembled: { ...a, ...(ids as unknown as Pick<NonNullable<TurnJob["assembled"]>, keyof WireIds>) } };
 }
 
+/** A job as it crosses to the store host and sits in the journal: one v8-serialized buffer. */
+export function encodeJob(job: TurnJob): Buffer {
+  return v8.serialize(toWire(job));
+}
+
+export function decodeJob(bytes: Uint8Array): TurnJob {
+  return fromWire(v8.deserialize(bytes) as TurnJob);
+}
+
 /** The job as the proxy made it, in the store host. */
-export function fromWire(job: TurnJob): TurnJob {
+function fromWire(job: TurnJob): TurnJob {
   const a = job.assembled as (NonNullable<TurnJob["assembled"]> & Partial<Record<keyof WireIds, ArrayLike<number> | null>>) | null;
   if (!a) return job;
   // A plain loop: Array.from goes through the iterator protocol, ~10× slower on typed arrays.
@@ -207,7 +227,7 @@ export const STORE_DATA_ENV = "CLAWLOOP_SIDECAR_STORE_DATA";
 
 export type StoreRequest =
   /** `resent`: a restarted host may already hold the row, so it is merged by id, never appended. */
-  | { id: number; op: "putTurn"; job: TurnJob; resent?: boolean }
+  | { id: number; op: "putTurn"; bytes: Uint8Array; resent?: boolean }
   | { id: number; op: "put"; table: TableName; row: unknown }
   | { id: number; op: "list"; table: TableName; q?: QueryOptions<TableName> }
   | { id: number; op: "listFields"; table: TableName; fields: string[]; q?: QueryOptions<TableName> }
@@ -318,6 +338,7 @@ function threadChannel(data: StoreWorkerData): Channel {
 
 export class RemoteRecordStore implements RecordStore {
   private channel!: Channel;
+  private readonly journal: CallJournal | null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private latest: StoreHealth;
@@ -330,12 +351,34 @@ export class RemoteRecordStore implements RecordStore {
     readonly host: "process" | "worker",
   ) {
     this.latest = { ok: true, lance: "ok", log: "ok", lastError: null, tables: {} };
+    const j = opts.journal ?? true;
+    this.journal = j
+      ? CallJournal.open({ dir: dataPaths(opts.dataDir).journal, logger: opts.logger, fsync: opts.store?.fsync, io: typeof j === "object" ? j.io : undefined })
+      : null;
   }
 
   static async open(opts: RecordStoreOptions, host: "process" | "worker"): Promise<RemoteRecordStore> {
     const s = new RemoteRecordStore(opts, host);
     await s.start();
+    await s.replayJournal();
     return s;
+  }
+
+  /**
+   * Turns a sidecar that stopped had answered and journaled, sent to the store host again before
+   * anything else (it replaces rows by id: a turn that had made it is not recorded twice).
+   */
+  private async replayJournal(): Promise<void> {
+    const j = this.journal;
+    if (!j) return;
+    for (const segment of j.leftover) {
+      const { entries, torn } = j.readLeftover(segment);
+      const results = await Promise.allSettled(entries.map((bytes) => this.call<TurnRef>({ op: "putTurn", bytes, resent: true })));
+      const failed = results.filter((r) => r.status === "rejected");
+      for (const f of failed.slice(0, 3)) this.opts.logger.error({ err: String((f as PromiseRejectedResult).reason) }, "a journaled turn could not be stored");
+      this.opts.logger.info({ segment, turns: entries.length - failed.length, failed: failed.length, torn }, "turns from the call journal sent to the store");
+      j.dropLeftover(segment);
+    }
   }
 
   private start(): Promise<void> {
@@ -421,8 +464,31 @@ export class RemoteRecordStore implements RecordStore {
     });
   }
 
+  /**
+   * Resolves once the turn is in the journal (at once), or, when the journal cannot be written, once
+   * the store host has it in its log.
+   */
   putTurn(job: TurnJob): Promise<TurnRef> {
-    return this.call<TurnRef>({ op: "putTurn", job: toWire(job) });
+    const bytes = encodeJob(job);
+    const segment = this.journal?.append(bytes) ?? null;
+    const stored = this.call<TurnRef>({ op: "putTurn", bytes });
+    if (segment === null) return stored;
+    const journal = this.journal!;
+    stored.then(
+      () => journal.finished(segment),
+      (err: unknown) => {
+        // Closed before the host had it: the journal keeps it for the next start.
+        if (this.closing) return;
+        journal.finished(segment);
+        this.opts.logger.error({ err: String(err), turnId: job.turnId }, "the store host could not record an answered call");
+      },
+    );
+    return Promise.resolve(refOfJob(job));
+  }
+
+  /** Answered calls journaled but not yet in the store host's log. */
+  get journaled(): number {
+    return this.journal?.unfinished ?? 0;
   }
 
   put<T extends TableName>(table: T, row: Tables[T]): Promise<void> {
@@ -473,6 +539,7 @@ export class RemoteRecordStore implements RecordStore {
       await this.call<void>({ op: "close" });
     } finally {
       await this.channel.kill();
+      this.journal?.close();
     }
   }
 }

@@ -3,7 +3,7 @@
 // default) or a worker thread. A write is answered once the row is in the log.
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
-import { fromWire, lastTurn, recordTables, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { decodeJob, lastTurn, recordTables, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
 import { buildTurn, CachedMasker, refOf } from "./turns.js";
 
 const asProcess = !parentPort;
@@ -48,7 +48,7 @@ async function close(): Promise<void> {
 async function handle(m: StoreRequest): Promise<unknown> {
   switch (m.op) {
     case "putTurn": {
-      const turn = buildTurn(fromWire(m.job), masker);
+      const turn = buildTurn(decodeJob(m.bytes), masker);
       store.put("turns", turn, { insert: !m.resent });
       return refOf(turn);
     }

@@ -134,7 +134,7 @@ export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
     sessionId: job.sessionId,
     runId: job.runId,
     callId: job.callId,
-    turnType: job.requestError ? "side" : job.turnType,
+    turnType: refOfJob(job).turnType,
     seq: job.seq,
     endpoint: job.endpoint,
     model: job.model,
@@ -155,6 +155,12 @@ export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
     placement: job.placement,
     parentTurnId: job.parentTurnId,
   };
+}
+
+/** The ref `buildTurn(job)` will have, known before the row is built (the proxy answers with it). */
+export function refOfJob(job: TurnJob): TurnRef {
+  const turnType = job.requestError ? "side" : job.turnType;
+  return { id: job.turnId, sessionId: job.sessionId, runId: job.runId, callId: job.callId, seq: job.seq, turnType, status: job.status };
 }
 
 export function refOf(t: Turn): TurnRef {

@@ -61,6 +61,16 @@ async function startProcess(upstream: string, dataDir: string): Promise<Proc> {
   return { ...run, url, token, logs: () => logged.join("\n") };
 }
 
+/** Processes started by `pid` (its store host). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+    for (const k of kids.split(/\s+/).filter(Boolean)) out.push(Number(k));
+  }
+  return out;
+}
+
 async function api<T>(p: Proc, pathname: string, init: RequestInit = {}): Promise<T> {
   const res = await fetch(p.url + pathname, { ...init, headers: { authorization: `Bearer ${p.token}`, "content-type": "application/json" } });
   expect(res.status).toBe(200);
@@ -100,6 +110,41 @@ describe("the sidecar process", () => {
     await res.text();
     const after = await api<{ turns: Turn[] }>(second, "/clawloop/v1/turns?session=crash");
     expect(after.turns.at(-1), second.logs()).toMatchObject({ id: "run-2:model:1", seq: N });
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("answers without waiting for a stalled store process, and what it answered survives kill -9 of both", async () => {
+    const up = await startScriptedUpstream({ kind: "vllm" });
+    upstreams.push(up);
+    const dataDir = tmpDir();
+    const first = await startProcess(`${up.url}/v1`, dataDir);
+    await post(`${first.url}/v1/chat/completions`, chatBody("warm"), tagged("stall", "run-0", 1)).then((r) => r.text());
+    // The store host stops taking anything in (as one stuck in a long LanceDB write or a swap storm).
+    const store = childrenOf(first.child.pid!).filter((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("store-worker"));
+    expect(store).toHaveLength(1);
+    process.kill(store[0]!, "SIGSTOP");
+    const N = 6;
+    for (let i = 1; i <= N; i++) {
+      const stream = i % 2 === 0;
+      const res = await post(`${first.url}/v1/chat/completions`, chatBody(`question ${i}`, stream ? { stream: true } : {}), tagged("stall", "run-1", i));
+      expect(await res.text()).toContain(stream ? "data: [DONE]" : `echo: question ${i}`);
+    }
+    // None of them waited out `sidecar.recordWaitMs` for the store: each was journaled first.
+    const metrics = await (await fetch(`${first.url}/metrics`)).text();
+    expect(metrics).toMatch(/clawloop_sidecar_record_wait_timeouts_total 0/);
+    // Both die; the store host never saw these calls.
+    first.child.kill("SIGKILL");
+    process.kill(store[0]!, "SIGKILL");
+    await first.exited;
+
+    const second = await startProcess(`${up.url}/v1`, dataDir);
+    const view = await api<{ turns: Turn[] }>(second, "/clawloop/v1/turns?session=stall");
+    expect(view.turns.map((t) => t.id), first.logs() + "\n---\n" + second.logs()).toEqual(["run-0:model:1", ...Array.from({ length: N }, (_, i) => `run-1:model:${i + 1}`)]);
+    expect(view.turns.map((t) => t.seq)).toEqual([...Array(N + 1).keys()]);
+    expect(view.turns.every((t) => t.status === "ok" && t.response?.content?.startsWith("echo:"))).toBe(true);
+    // Handed on, the journal is gone.
+    expect(fs.readdirSync(path.join(dataDir, "journal"))).toEqual([]);
     second.child.kill("SIGTERM");
     expect(await second.exited).toBe(0);
   });
