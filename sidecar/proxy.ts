@@ -5,7 +5,8 @@
 //     `sidecar.maxRecordBytes`; a larger body is streamed through unrecorded;
 //   * capture fields are added to the body's text without re-serializing it (sidecar/capture.ts);
 //   * a streamed answer goes to the client event by event as it arrives: unchanged bytes when
-//     nothing had to be hidden, otherwise each event with only the added fields undone;
+//     nothing had to be hidden, otherwise each event with only the added fields undone in its text;
+//   * the call is journaled in the proxy (sidecar/journal.ts) and the store host builds the row;
 //   * the turn is logged before the client gets the stream's `[DONE]` (or the last byte of a
 //     non-streamed answer), so a client that saw the answer end can rely on it being recorded;
 //   * errors, cuts and aborts are mirrored to the other side and recorded with their status.
@@ -21,6 +22,7 @@ import type { Recorder, Ticket } from "./recorder.js";
 import type { SessionBook } from "./sessions.js";
 import { DONE, SseSplitter, isDone, parseEvent, replaceData } from "./sse.js";
 import type { Route, Switchboard } from "./switchboard.js";
+import { stripEvents } from "./strip-text.js";
 import { OPENCLAW_RL_BODY_KEYS, readTags, type Tags } from "./tagging.js";
 import { turnRequest } from "./turns.js";
 import type { Upstream } from "./upstream.js";
@@ -299,12 +301,18 @@ export class Proxy {
     // A response that may need rewriting must arrive readable.
     if (strip) headers["accept-encoding"] = "identity";
     const upReq = upstream.request("POST", req.url ?? "/", headers);
-    // On its way first: placement and bookkeeping happen while the upstream works.
     upReq.end(forward);
 
     const turnId = tags.callId ? book.turnIdFor(tags.callId) : `turn-${randomUUID()}`;
-    const request = json && !requestError ? turnRequest(json) : null;
-    const ticket = this.ticket({ turnId, tags, request, model, endpoint, headers: req.headers, placer });
+    // Placement and bookkeeping wait for the next turn of the event loop: the request leaves on a
+    // socket the agent hands over in a process.nextTick, i.e. only after this function returns, so
+    // work done here would delay it. (No response can arrive before then.)
+    const ticket = new Promise<Ticket>((resolve) =>
+      setImmediate(() => {
+        const request = json && !requestError ? turnRequest(json) : null;
+        resolve(this.ticket({ turnId, tags, request, model, endpoint, headers: req.headers, placer }));
+      }),
+    );
     const call: Call = {
       turnId,
       endpoint,
@@ -521,9 +529,9 @@ export class Proxy {
 
   /**
    * A streamed answer: each upstream chunk goes to the client as it arrives, and the turn is logged
-   * before the client sees `[DONE]`. With nothing to take out, a chunk is written first and read
-   * after (the assembler's JSON parsing is off the client's path); with capture fields to take out,
-   * its events are rewritten before it is written.
+   * before the client sees `[DONE]`. A chunk is written first and read after (the assembler's JSON
+   * parsing is off the client's path); capture fields to take out are undone in the events' text
+   * (sidecar/strip-text.ts), and only an event that text alone cannot settle is parsed first.
    */
   private relaySse(upRes: IncomingMessage, res: ServerResponse, call: Call, strip: StripSpec | null): Promise<void> {
     const encoded = String(upRes.headers["content-encoding"] ?? "identity") !== "identity";
@@ -584,28 +592,29 @@ export class Proxy {
         }
         const events = splitter.push(chunk);
         let out = chunk;
-        let terminal = false;
+        // Whether the assembler still has to read the events (after they are written).
+        let unread = true;
         if (strip) {
-          const parts: Buffer[] = [];
-          for (const ev of events) {
-            const r = this.readEvent(ev, call, strip);
-            terminal ||= r.done;
-            if (r.out) parts.push(r.out);
+          // The capture fields undone in the events' text; the parser only where that cannot tell.
+          const fast = stripEvents(events, strip);
+          if (fast) out = fast;
+          else {
+            const parts: Buffer[] = [];
+            for (const ev of events) {
+              const r = this.readEvent(ev, call, strip);
+              if (r.out) parts.push(r.out);
+            }
+            out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+            unread = false;
           }
-          out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        } else {
-          terminal = events.some(isDone);
-          if (!terminal) {
-            write(chunk);
-            for (const ev of events) this.readEvent(ev, call, null);
-            return;
-          }
-          for (const ev of events) this.readEvent(ev, call, null);
         }
+        const terminal = events.some(isDone);
         if (!terminal) {
           write(out);
+          if (unread) for (const ev of events) this.readEvent(ev, call, null);
           return;
         }
+        if (unread) for (const ev of events) this.readEvent(ev, call, null);
         // The turn is in the log before the client sees the end of the stream.
         hold();
         void this.finish(call, "ok").then(() => {

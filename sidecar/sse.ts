@@ -69,7 +69,7 @@ export interface SseEvent {
 }
 
 /** Byte length of "data: " and of a one-line event's terminator, when `raw` is exactly `data: …\n\n`. */
-function singleDataLine(raw: Buffer): number {
+export function singleDataLine(raw: Buffer): number {
   // "data: " = 64 61 74 61 3a 20
   if (raw.length < 8 || raw[0] !== 0x64 || raw[1] !== 0x61 || raw[2] !== 0x74 || raw[3] !== 0x61 || raw[4] !== 0x3a || raw[5] !== 0x20) return 0;
   const nl = raw.indexOf(LF, 6);
