@@ -109,11 +109,39 @@ function need(w: LayerWeights, key: LayerWeightKey): Value {
   return v;
 }
 
-/** y = W x (+ bias) + s · B (A x): the frozen projection plus its LoRA update. */
-function project(g: Graph, x: Value, w: Value, bias: Value | undefined, lora: { a: Value; b: Value } | undefined, scaling: Value): Value {
+/** A LoRA pair on the way through a projection: z = A x (already computed) and B. */
+interface LoraPath {
+  z: Value;
+  b: Value;
+}
+
+/**
+ * z = A x for every LoRA target that reads the same x, as one product with the A matrices stacked
+ * ([Σr, in], a copy of a few KiB): one skinny GEMM over x instead of one per target, in the forward
+ * and both backward products (dA and the LoRA part of dx, which then needs no adds).
+ */
+function loraDown(g: Graph, x: Value, pairs: ({ a: Value; b: Value } | undefined)[]): (LoraPath | undefined)[] {
+  const present = pairs.filter((p): p is { a: Value; b: Value } => !!p);
+  if (present.length === 0) return pairs.map(() => undefined);
+  if (present.length === 1) return pairs.map((p) => p && { z: g.linear(x, p.a), b: p.b });
+  const z = g.linear(x, g.concat(present.map((p) => p.a), 0));
+  let at = 0;
+  return pairs.map((p) => {
+    if (!p) return undefined;
+    const r = p.a.shape[0] as number;
+    at += r;
+    return { z: g.slice(z, -1, at - r, at), b: p.b };
+  });
+}
+
+/**
+ * y = W x (+ bias) + s · B (A x): the frozen projection plus its LoRA update, with the scaling s
+ * folded into B ([out, r]) rather than applied to z ([tokens, r]) forward and backward.
+ */
+function project(g: Graph, x: Value, w: Value, bias: Value | undefined, lora: LoraPath | undefined, scaling: Value): Value {
   let y = g.linear(x, w);
   if (bias) y = g.add(y, bias);
-  if (lora) y = g.add(y, g.linear(g.mul(g.linear(x, lora.a), scaling), lora.b));
+  if (lora) y = g.add(y, g.linear(lora.z, g.mul(lora.b, scaling)));
   return y;
 }
 
@@ -154,9 +182,10 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
   const eps = c.rmsNormEps;
 
   const x = g.rmsNorm(h, need(w, "input_layernorm.weight"), eps);
-  let q = project(g, x, need(w, "self_attn.q_proj.weight"), w["self_attn.q_proj.bias"], lora.q, scaling);
-  let k = project(g, x, need(w, "self_attn.k_proj.weight"), w["self_attn.k_proj.bias"], lora.k, scaling);
-  let v = project(g, x, need(w, "self_attn.v_proj.weight"), w["self_attn.v_proj.bias"], lora.v, scaling);
+  const [lq, lk, lv] = loraDown(g, x, [lora.q, lora.k, lora.v]);
+  let q = project(g, x, need(w, "self_attn.q_proj.weight"), w["self_attn.q_proj.bias"], lq, scaling);
+  let k = project(g, x, need(w, "self_attn.k_proj.weight"), w["self_attn.k_proj.bias"], lk, scaling);
+  let v = project(g, x, need(w, "self_attn.v_proj.weight"), w["self_attn.v_proj.bias"], lv, scaling);
 
   // Heads: q [B, T, KV, G, hd] (G query heads per key/value head), k and v [B, T, KV, 1, hd].
   q = g.reshape(q, ["B", "T", KV, G, hd]);
@@ -177,16 +206,18 @@ export function decoderLayer(g: Graph, c: ModelConfig, h: Value, at: AttentionIn
   const q2 = g.reshape(q, ["B", KV, "GT", hd]);
   const k2 = g.reshape(k, ["B", KV, "T", hd]);
   const v2 = g.reshape(v, ["B", KV, "T", hd]);
-  const scores = g.reshape(g.matmul(q2, g.transpose(k2, [0, 1, 3, 2])), ["B", KV, G, "T", "T"]);
-  const probs = g.reshape(g.softmax(g.add(scores, at.mask)), ["B", KV, "GT", "T"]);
-  const ctx = g.reshape(g.matmul(probs, v2), ["B", KV, G, "T", hd]);
+  const ctx = g.reshape(g.attention(q2, k2, v2, at.mask, G), ["B", KV, G, "T", hd]);
   const merged = g.reshape(g.transpose(ctx, [0, 3, 1, 2, 4]), ["B", "T", c.numHeads * hd]);
-  h = g.add(h, project(g, merged, need(w, "self_attn.o_proj.weight"), undefined, lora.o, scaling));
+  const [lo] = loraDown(g, merged, [lora.o]);
+  h = g.add(h, project(g, merged, need(w, "self_attn.o_proj.weight"), undefined, lo, scaling));
 
   const x2 = g.rmsNorm(h, need(w, "post_attention_layernorm.weight"), eps);
-  const gate = project(g, x2, need(w, "mlp.gate_proj.weight"), undefined, lora.gate, scaling);
-  const up = project(g, x2, need(w, "mlp.up_proj.weight"), undefined, lora.up, scaling);
-  const down = project(g, g.swiglu(gate, up), need(w, "mlp.down_proj.weight"), undefined, lora.down, scaling);
+  const [lgate, lup] = loraDown(g, x2, [lora.gate, lora.up]);
+  const gate = project(g, x2, need(w, "mlp.gate_proj.weight"), undefined, lgate, scaling);
+  const up = project(g, x2, need(w, "mlp.up_proj.weight"), undefined, lup, scaling);
+  const act = g.swiglu(gate, up);
+  const [ldown] = loraDown(g, act, [lora.down]);
+  const down = project(g, act, need(w, "mlp.down_proj.weight"), undefined, ldown, scaling);
   return g.add(h, down);
 }
 

@@ -105,6 +105,8 @@ export interface EngineOptions {
   float?: FloatType;
   /** Told when the requested execution provider is not available. */
   onFallback?: (message: string) => void;
+  /** Profile every ONNX Runtime session to files with this prefix (see Runtime). */
+  profileFilePrefix?: string;
 }
 
 type FloatArray = Float32Array | Float64Array;
@@ -183,6 +185,7 @@ export class Engine {
       ...(opts.executionProvider ? { executionProvider: opts.executionProvider } : {}),
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.onFallback ? { onFallback: opts.onFallback } : {}),
+      ...(opts.profileFilePrefix ? { profileFilePrefix: opts.profileFilePrefix } : {}),
       optimization: opts.float === "float64" ? "basic" : "all",
     });
     return new Engine(opts, weights, mode, runtime);

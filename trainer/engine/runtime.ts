@@ -18,6 +18,11 @@ export interface RuntimeOptions {
    * extended fusions (QuickGelu for x·sigmoid(x), …) have float32 kernels only.
    */
   optimization?: "basic" | "all";
+  /**
+   * Write ONNX Runtime's per-node profile (Chrome trace JSON) of every session to files starting
+   * with this prefix; `Runtime.endProfiling()` flushes them. For finding where a step's time goes.
+   */
+  profileFilePrefix?: string;
 }
 
 export class Runtime {
@@ -29,6 +34,8 @@ export class Runtime {
   readonly threads: number;
   private readonly optimization: "basic" | "all";
   private readonly onFallback: (message: string) => void;
+  private readonly profileFilePrefix: string | undefined;
+  private readonly profiled: ort.InferenceSession[] = [];
 
   constructor(opts: RuntimeOptions = {}) {
     this.requested = opts.executionProvider ?? "cpu";
@@ -39,6 +46,7 @@ export class Runtime {
     this.threads = opts.threads ?? Math.max(1, os.availableParallelism());
     this.optimization = opts.optimization ?? "all";
     this.onFallback = opts.onFallback ?? ((m) => process.stderr.write(`clawloop: ${m}\n`));
+    this.profileFilePrefix = opts.profileFilePrefix;
     if (this.requested !== "cpu") {
       const listed = ort.listSupportedBackends().find((b) => b.name === this.requested);
       if (!listed) this.fallBack(`this onnxruntime-node build has no "${this.requested}" execution provider`);
@@ -61,10 +69,22 @@ export class Runtime {
       enableCpuMemArena: true,
       enableMemPattern: true,
       logSeverityLevel: 3,
+      ...(this.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: this.profileFilePrefix } : {}),
     };
   }
 
+  /** Ends profiling of every session created so far (each writes its trace file). */
+  endProfiling(): void {
+    for (const s of this.profiled.splice(0)) s.endProfiling();
+  }
+
   async createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+    const session = await this.create(bytes);
+    if (this.profileFilePrefix) this.profiled.push(session);
+    return session;
+  }
+
+  private async create(bytes: Uint8Array): Promise<ort.InferenceSession> {
     if (this.provider !== "cpu") {
       try {
         return await ort.InferenceSession.create(bytes, this.options(this.provider));

@@ -90,6 +90,12 @@ const cases: Case[] = [
   { name: "unsqueeze, expand", shapes: [[3], [2, 3]], build: (g, [a, b]) => g.mul(g.expandLike(g.unsqueeze(a!, [0]), b!), b!) },
   { name: "gather rows", shapes: [[5, 3]], build: (g, [a]) => g.gather(a!, g.int64s([4, 0, 4, 2])) },
   { name: "slice and concat", shapes: [[2, 6]], build: (g, [a]) => g.concat([g.neg(g.slice(a!, -1, 3, 6)), g.slice(a!, -1, 0, 3)], -1) },
+  {
+    name: "attention (2 query heads per key/value head, causal mask)",
+    shapes: [[2, 6, 4], [2, 3, 4], [2, 3, 4]],
+    build: (g, [q, k, v]) => g.attention(q!, k!, v!, g.constant([0, -1e9, -1e9, 0, 0, -1e9, 0, 0, 0], [3, 3]), 2),
+    range: [-2, 2],
+  },
   { name: "rmsNorm", shapes: [[3, 8], [8]], build: (g, [x, w]) => g.rmsNorm(x!, w!, 1e-5) },
   { name: "swiglu", shapes: [[3, 8], [3, 8]], build: (g, [gate, up]) => g.swiglu(gate!, up!), range: [-3, 3] },
 ];

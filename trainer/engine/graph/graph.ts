@@ -413,6 +413,35 @@ export class Graph {
     return y;
   }
 
+  /**
+   * Attention with an additive mask: softmax(q kᵀ + mask) v. q is [..., G·T, d] with G query heads
+   * per key/value head stacked as row blocks, k and v are [..., T, d], and the mask [T, T] is added
+   * to each block. The backward is written out with the identity FlashAttention uses,
+   * dS = P ⊙ (dP − rowsum(dO ⊙ O)): the row sums run over the head dim of the output rather than
+   * over dP ⊙ P, so the T × T matrices take two passes where the generic Softmax rule takes four.
+   */
+  attention(q: Value, k: Value, v: Value, mask: Value, groups: number): Value {
+    this.requireFloat("Attention", q, k, v, mask);
+    const T = k.shape[k.shape.length - 2]!;
+    const scores = this.matmul(q, this.transposeLast2(k));
+    const blocks = this.reshape(scores, [...scores.shape.slice(0, -2), groups, T, T]);
+    const p = this.reshape(this.softmax(this.add(blocks, mask)), [...scores.shape]);
+    const out = this.emit("MatMul", [p, v], q.dtype, matmulShape(p.shape, v.shape), {}, (gy, _needs, live) => {
+      if (live(mask)) throw new Error("Attention: no gradient for the mask");
+      const to: [Value, Value | null][] = [];
+      if (live(q) || live(k)) {
+        const dp = this.matmul(gy, this.transposeLast2(v));
+        const rowDot = this.reduceSum(this.mul(gy, out), [-1], true);
+        const ds = this.mul(p, this.sub(dp, rowDot));
+        if (live(q)) to.push([q, this.unbroadcast(this.matmul(ds, k), q)]);
+        if (live(k)) to.push([k, this.unbroadcast(this.matmul(this.transposeLast2(ds), q), k)]);
+      }
+      if (live(v)) to.push([v, this.unbroadcast(this.matmul(this.transposeLast2(p), gy), v)]);
+      return { to };
+    });
+    return out;
+  }
+
   // ---- shape ops ----------------------------------------------------------------------------
 
   unsqueeze(x: Value, axes: number[]): Value {
