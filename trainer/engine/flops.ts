@@ -43,7 +43,8 @@ export function forwardFlops(c: ModelConfig, s: FlopShape): number {
 /**
  * A LoRA step's useful work: the forward pass, then the backward pass for activations (one
  * product per forward product; no weight gradients for frozen weights), twice the attention
- * products, and the LoRA gradients. Per-layer recomputation adds a forward pass of the layers
+ * products, and the LoRA gradients (less the first layer's q/k/v input gradient, which nothing
+ * needs). Per-layer recomputation adds a forward pass of the layers
  * on top; that is overhead, not counted here.
  */
 export function trainFlops(c: ModelConfig, s: FlopShape): number {
@@ -53,6 +54,9 @@ export function trainFlops(c: ModelConfig, s: FlopShape): number {
   const lora = 2 * tokens * s.rank * loraWidth(c) * s.loraTargets;
   const head = 2 * s.headRows * c.hiddenSize * c.vocabSize;
   const forward = c.numLayers * (linear + attention + lora) + head;
-  const backward = c.numLayers * (linear + 2 * attention + 2 * lora) + head;
+  // The first layer's q/k/v products need no input gradient (the embeddings are frozen), so the
+  // backward skips them (their LoRA part, 2·tokens·rank·D each, is left in: under 0.01 %).
+  const firstLayerInput = 2 * tokens * c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+  const backward = c.numLayers * (linear + 2 * attention + 2 * lora) - firstLayerInput + head;
   return forward + backward;
 }
