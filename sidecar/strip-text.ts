@@ -37,14 +37,72 @@ function isWs(c: number | undefined): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
 
+/** Key names as bytes, so a key is compared where it lies without making a string of it. */
+type Keys = Uint8Array[];
+
+function keysOf(names: readonly string[]): Keys {
+  return names.map((n) => Buffer.from(n, "latin1"));
+}
+
+/** The keys a scan looks for, per `StripSpec` (a stream's events all share one). */
+interface SpecKeys {
+  topNull: Keys;
+  topDelete: Keys;
+  choiceNull: Keys;
+  choiceDelete: Keys;
+}
+
+const specKeys = new WeakMap<StripSpec, SpecKeys>();
+
+function keysFor(spec: StripSpec): SpecKeys {
+  let k = specKeys.get(spec);
+  if (!k) {
+    k = { topNull: keysOf(spec.topNull), topDelete: keysOf(spec.topDelete), choiceNull: keysOf(spec.choiceNull), choiceDelete: keysOf(spec.choiceDelete) };
+    specKeys.set(spec, k);
+  }
+  return k;
+}
+
+const CHOICES = Buffer.from("choices");
+const DELTA = Buffer.from("delta");
+const TEXT = Buffer.from("text");
+
+type Inner = (key: number, keyEnd: number, at: number) => number | null;
+
 class Scan {
   readonly edits: Edit[] = [];
+  private readonly keys: SpecKeys;
+  private readonly inChoice: Inner;
+  private readonly inTop: Inner;
 
   constructor(
     readonly b: Buffer,
     readonly end: number,
     private readonly spec: StripSpec,
-  ) {}
+  ) {
+    this.keys = keysFor(spec);
+    const b_ = b;
+    this.inChoice = (key, keyEnd, at) => {
+      // A chunk that may exist only because of the capture fields is for the parser to judge.
+      if (spec.dropEmptyChunks && this.is(key, keyEnd, DELTA) && b_[at] === LBRACE && b_[this.ws(at + 1)] === RBRACE) throw NOT_SURE;
+      if (spec.dropEmptyText && this.is(key, keyEnd, TEXT) && b_[at] === QUOTE && b_[at + 1] === QUOTE) throw NOT_SURE;
+      return null;
+    };
+    this.inTop = (key, keyEnd, at) => (this.is(key, keyEnd, CHOICES) ? this.choices(at) : null);
+  }
+
+  /** Whether the key text at [start, end) is `name`. */
+  private is(start: number, end: number, name: Uint8Array): boolean {
+    if (end - start !== name.length) return false;
+    const b = this.b;
+    for (let i = 0; i < name.length; i++) if (b[start + i] !== name[i]) return false;
+    return true;
+  }
+
+  private any(start: number, end: number, names: Keys): boolean {
+    for (const n of names) if (this.is(start, end, n)) return true;
+    return false;
+  }
 
   ws(i: number): number {
     while (i < this.end && isWs(this.b[i])) i++;
@@ -110,9 +168,10 @@ class Scan {
    * `i` at `{`. Reads the object's members; `nullKeys` are set to null, `deleteKeys` removed, and
    * `inner` may look into a member's value (returning where it ends). Returns the index after `}`.
    */
-  object(i: number, nullKeys: readonly string[], deleteKeys: readonly string[], inner: ((key: string, at: number) => number | null) | null): number {
+  object(i: number, nullKeys: Keys, deleteKeys: Keys, inner: Inner | null): number {
     const b = this.b;
-    const members: { keyStart: number; valueEnd: number; drop: boolean }[] = [];
+    // Kept only when something may be removed (clawloop's engine), to find the commas to remove.
+    const members: { keyStart: number; valueEnd: number; drop: boolean }[] | null = deleteKeys.length ? [] : null;
     let j = this.ws(i + 1);
     if (b[j] === RBRACE) return j + 1;
     for (;;) {
@@ -120,17 +179,15 @@ class Scan {
       const keyStart = j;
       const keyEnd = this.string(j);
       // Keys spelled with escapes are left to the parser.
-      const rawKey = b.subarray(keyStart + 1, keyEnd - 1);
-      if (rawKey.indexOf(BACKSLASH) >= 0) throw NOT_SURE;
-      const key = rawKey.toString("latin1");
+      for (let k = keyStart + 1; k < keyEnd - 1; k++) if (b[k] === BACKSLASH) throw NOT_SURE;
       j = this.ws(keyEnd);
       if (b[j] !== COLON) throw NOT_SURE;
       const valueStart = this.ws(j + 1);
-      const looked = inner ? inner(key, valueStart) : null;
+      const looked = inner ? inner(keyStart + 1, keyEnd - 1, valueStart) : null;
       const valueEnd = looked ?? this.value(valueStart);
-      const drop = deleteKeys.includes(key);
-      if (!drop && nullKeys.includes(key) && !this.isNull(valueStart, valueEnd)) this.edits.push({ start: valueStart, end: valueEnd, text: NULL });
-      members.push({ keyStart, valueEnd, drop });
+      const drop = members !== null && this.any(keyStart + 1, keyEnd - 1, deleteKeys);
+      if (!drop && this.any(keyStart + 1, keyEnd - 1, nullKeys) && !this.isNull(valueStart, valueEnd)) this.edits.push({ start: valueStart, end: valueEnd, text: NULL });
+      members?.push({ keyStart, valueEnd, drop });
       j = this.ws(valueEnd);
       if (b[j] === COMMA) {
         j = this.ws(j + 1);
@@ -139,6 +196,7 @@ class Scan {
       if (b[j] !== RBRACE) throw NOT_SURE;
       break;
     }
+    if (!members) return j + 1;
     // Each run of removed members goes with the comma after it, or, at the end, the one before it.
     for (let a = 0; a < members.length; a++) {
       if (!members[a]!.drop) continue;
@@ -158,17 +216,9 @@ class Scan {
     if (b[i] !== LBRACKET) return this.value(i);
     let j = this.ws(i + 1);
     if (b[j] === RBRACKET) return j + 1;
-    const spec = this.spec;
+    const keys = this.keys;
     for (;;) {
-      j =
-        b[j] === LBRACE
-          ? this.object(j, spec.choiceNull, spec.choiceDelete, (key, at) => {
-              // A chunk that may exist only because of the capture fields is for the parser to judge.
-              if (spec.dropEmptyChunks && key === "delta" && b[at] === LBRACE && b[this.ws(at + 1)] === RBRACE) throw NOT_SURE;
-              if (spec.dropEmptyText && key === "text" && b[at] === QUOTE && b[at + 1] === QUOTE) throw NOT_SURE;
-              return null;
-            })
-          : this.value(j);
+      j = b[j] === LBRACE ? this.object(j, keys.choiceNull, keys.choiceDelete, this.inChoice) : this.value(j);
       j = this.ws(j);
       if (b[j] === COMMA) {
         j = this.ws(j + 1);
@@ -180,8 +230,7 @@ class Scan {
   }
 
   top(start: number): void {
-    const spec = this.spec;
-    const end = this.object(start, spec.topNull, spec.topDelete, (key, at) => (key === "choices" ? this.choices(at) : null));
+    const end = this.object(start, this.keys.topNull, this.keys.topDelete, this.inTop);
     if (this.ws(end) !== this.end) throw NOT_SURE;
   }
 }
