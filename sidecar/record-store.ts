@@ -59,9 +59,10 @@ export interface RecordStoreOptions {
   adapters?: boolean;
   /**
    * A store host in a process or thread of its own: journal each turn in the proxy and answer
-   * without waiting for the host (sidecar/journal.ts). Default on; `io` is a test seam.
+   * without waiting for the host (sidecar/journal.ts). Default on; `io` and `maxBacklogBytes` (how far
+   * the host may lag behind before answers wait for it again) are test seams.
    */
-  journal?: boolean | { io: JournalIO };
+  journal?: boolean | { io?: JournalIO; maxBacklogBytes?: number };
 }
 
 /** Rows per LanceDB batch: bounds how long one batch keeps the store thread busy. */
@@ -336,9 +337,19 @@ function threadChannel(data: StoreWorkerData): Channel {
   };
 }
 
+/**
+ * Journaled calls the store host may lag behind by before answers wait for it again: a burst of 64
+ * OpenClaw-sized calls (~100 KB each with their ids) fits; a sustained overload does not grow the
+ * proxy's memory past it.
+ */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
 export class RemoteRecordStore implements RecordStore {
   private channel!: Channel;
   private readonly journal: CallJournal | null;
+  /** Bytes of journaled calls sent to the host and not yet acknowledged. */
+  private backlogBytes = 0;
+  private readonly maxBacklogBytes: number;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private latest: StoreHealth;
@@ -355,6 +366,7 @@ export class RemoteRecordStore implements RecordStore {
     this.journal = j
       ? CallJournal.open({ dir: dataPaths(opts.dataDir).journal, logger: opts.logger, fsync: opts.store?.fsync, io: typeof j === "object" ? j.io : undefined })
       : null;
+    this.maxBacklogBytes = (typeof j === "object" ? j.maxBacklogBytes : undefined) ?? MAX_BACKLOG_BYTES;
   }
 
   static async open(opts: RecordStoreOptions, host: "process" | "worker"): Promise<RemoteRecordStore> {
@@ -474,15 +486,20 @@ export class RemoteRecordStore implements RecordStore {
     const stored = this.call<TurnRef>({ op: "putTurn", bytes });
     if (segment === null) return stored;
     const journal = this.journal!;
-    stored.then(
-      () => journal.finished(segment),
-      (err: unknown) => {
-        // Closed before the host had it: the journal keeps it for the next start.
-        if (this.closing) return;
-        journal.finished(segment);
-        this.opts.logger.error({ err: String(err), turnId: job.turnId }, "the store host could not record an answered call");
-      },
-    );
+    this.backlogBytes += bytes.length;
+    const settle = () => {
+      this.backlogBytes -= bytes.length;
+      journal.finished(segment);
+    };
+    stored.then(settle, (err: unknown) => {
+      // Closed before the host had it: the journal keeps it for the next start.
+      if (this.closing) return;
+      settle();
+      this.opts.logger.error({ err: String(err), turnId: job.turnId }, "the store host could not record an answered call");
+    });
+    // A host that falls behind for good (more calls than it can store, sustained) slows the answers
+    // down to its pace again, as without a journal, instead of the backlog growing in memory.
+    if (this.backlogBytes > this.maxBacklogBytes) return stored;
     return Promise.resolve(refOfJob(job));
   }
 
