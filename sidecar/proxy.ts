@@ -601,20 +601,17 @@ export class Proxy {
           else {
             const parts: Buffer[] = [];
             for (const ev of events) {
-              const r = this.readEvent(ev, call, strip);
-              if (r.out) parts.push(r.out);
+              const kept = this.readEvent(ev, call, strip);
+              if (kept) parts.push(kept);
             }
             out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
             unread = false;
           }
         }
         const terminal = events.some(isDone);
-        if (!terminal) {
-          write(out);
-          if (unread) for (const ev of events) this.readEvent(ev, call, null);
-          return;
-        }
+        if (!terminal) write(out);
         if (unread) for (const ev of events) this.readEvent(ev, call, null);
+        if (!terminal) return;
         // The turn is in the log before the client sees the end of the stream.
         hold();
         void this.finish(call, "ok").then(() => {
@@ -652,25 +649,25 @@ export class Proxy {
     });
   }
 
-  /** Feeds one event to the assembler; with `strip`, returns what the client should get instead. */
-  private readEvent(raw: Buffer, call: Call, strip: StripSpec | null): { out: Buffer | null; done: boolean } {
+  /** Feeds one event to the assembler; with `strip`, returns what the client should get instead (null: nothing). */
+  private readEvent(raw: Buffer, call: Call, strip: StripSpec | null): Buffer | null {
     const ev = parseEvent(raw);
-    if (ev.data === null) return { out: raw, done: false };
+    if (ev.data === null) return raw;
     if (ev.data.trim() === DONE) {
       call.assembler.markDone();
-      return { out: raw, done: true };
+      return raw;
     }
     let obj: unknown;
     try {
       obj = JSON.parse(ev.data);
     } catch {
-      return { out: raw, done: false };
+      return raw;
     }
     call.assembler.addChunk(obj);
-    if (!strip || ev.dataLines !== 1 || !isObj(obj)) return { out: raw, done: false };
+    if (!strip || ev.dataLines !== 1 || !isObj(obj)) return raw;
     const r = applyStrip(obj, strip, true);
-    if (r.drop) return { out: null, done: false };
-    return { out: r.changed ? replaceData(raw, JSON.stringify(obj)) : raw, done: false };
+    if (r.drop) return null;
+    return r.changed ? replaceData(raw, JSON.stringify(obj)) : raw;
   }
 
   private decoder(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null {
