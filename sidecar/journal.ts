@@ -150,12 +150,10 @@ export class CallJournal {
       return;
     }
     this.open.delete(segment);
-    if (segment !== this.segment) {
-      fs.rmSync(this.file(segment), { force: true });
-    } else if (this.size >= RECYCLE_BYTES) {
-      this.closeSegment();
-      fs.rmSync(this.file(segment), { force: true });
-    }
+    // The segment being written is closed (and so deleted) once it is large; any other is deleted now.
+    const writing = segment === this.segment && this.fd !== null;
+    if (!writing) fs.rmSync(this.file(segment), { force: true });
+    else if (this.size >= RECYCLE_BYTES) this.closeSegment();
   }
 
   /** Entries not yet finished. */
@@ -189,6 +187,5 @@ export class CallJournal {
     }
     // A segment with nothing unfinished is not needed by anyone.
     if (!this.open.has(seg)) fs.rmSync(this.file(seg), { force: true });
-    this.size = SEGMENT_BYTES;
   }
 }
