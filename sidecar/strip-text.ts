@@ -78,14 +78,13 @@ class Scan {
   constructor(
     readonly b: Buffer,
     readonly end: number,
-    private readonly spec: StripSpec,
+    spec: StripSpec,
   ) {
     this.keys = keysFor(spec);
-    const b_ = b;
     this.inChoice = (key, keyEnd, at) => {
       // A chunk that may exist only because of the capture fields is for the parser to judge.
-      if (spec.dropEmptyChunks && this.is(key, keyEnd, DELTA) && b_[at] === LBRACE && b_[this.ws(at + 1)] === RBRACE) throw NOT_SURE;
-      if (spec.dropEmptyText && this.is(key, keyEnd, TEXT) && b_[at] === QUOTE && b_[at + 1] === QUOTE) throw NOT_SURE;
+      if (spec.dropEmptyChunks && this.is(key, keyEnd, DELTA) && b[at] === LBRACE && b[this.ws(at + 1)] === RBRACE) throw NOT_SURE;
+      if (spec.dropEmptyText && this.is(key, keyEnd, TEXT) && b[at] === QUOTE && b[at + 1] === QUOTE) throw NOT_SURE;
       return null;
     };
     this.inTop = (key, keyEnd, at) => (this.is(key, keyEnd, CHOICES) ? this.choices(at) : null);
@@ -241,14 +240,10 @@ class Scan {
  * path can tell (see above).
  */
 export function stripEventText(raw: Buffer, spec: StripSpec, dataStart: number, dataEnd: number): Buffer | null {
-  const start = (() => {
-    let i = dataStart;
-    while (i < dataEnd && isWs(raw[i])) i++;
-    return i;
-  })();
+  const scan = new Scan(raw, dataEnd, spec);
+  const start = scan.ws(dataStart);
   // Not an object (a string, an array, `[DONE]`): `applyStrip` is not applied to those either.
   if (raw[start] !== LBRACE) return raw;
-  const scan = new Scan(raw, dataEnd, spec);
   try {
     scan.top(start);
   } catch (err) {

@@ -134,7 +134,7 @@ export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
     sessionId: job.sessionId,
     runId: job.runId,
     callId: job.callId,
-    turnType: refOfJob(job).turnType,
+    turnType: turnTypeOf(job),
     seq: job.seq,
     endpoint: job.endpoint,
     model: job.model,
@@ -157,10 +157,14 @@ export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
   };
 }
 
+/** A malformed request is recorded as side traffic whatever it was tagged. */
+function turnTypeOf(job: TurnJob): TurnType {
+  return job.requestError ? "side" : job.turnType;
+}
+
 /** The ref `buildTurn(job)` will have, known before the row is built (the proxy answers with it). */
 export function refOfJob(job: TurnJob): TurnRef {
-  const turnType = job.requestError ? "side" : job.turnType;
-  return { id: job.turnId, sessionId: job.sessionId, runId: job.runId, callId: job.callId, seq: job.seq, turnType, status: job.status };
+  return { id: job.turnId, sessionId: job.sessionId, runId: job.runId, callId: job.callId, seq: job.seq, turnType: turnTypeOf(job), status: job.status };
 }
 
 export function refOf(t: Turn): TurnRef {
