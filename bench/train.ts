@@ -23,17 +23,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Engine, loadModel, type LoadedModel, type ModelConfig, type TrainItem } from "../trainer/engine/index.js";
+import { Engine, type ModelConfig } from "../trainer/engine/index.js";
 import { forwardFlops, trainFlops } from "../trainer/engine/flops.js";
-import { QWEN25_05B, SMOLLM2_135M, syntheticWeights } from "../trainer/engine/testing/synthetic.js";
+import { BENCH_LORA as LORA, BENCH_MODELS as MODELS, benchStep, benchWeights, type BenchModel as ModelName } from "../trainer/engine/testing/bench-workload.js";
 import { Graph, toOnnxModel } from "../trainer/engine/graph/index.js";
 import { ort } from "../trainer/engine/runtime.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const LORA = { rank: 16, alpha: 32, targets: ["q", "k", "v", "o", "gate", "up", "down"] as const };
 const LENGTHS = [256, 512, 2048];
-const MODELS = ["SmolLM2-135M", "Qwen2.5-0.5B-shape"] as const;
-type ModelName = (typeof MODELS)[number];
 
 interface ChildResult {
   model: string;
@@ -111,47 +108,19 @@ async function matmulPeak(threads: number): Promise<() => Promise<number>> {
 
 // ---- one configuration (child process) ---------------------------------------------------------
 
-function cachedSmolLM2(): string | null {
-  const candidates = [process.env.CLAWLOOP_TEST_MODEL, path.join(ROOT, ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")];
-  return candidates.find((p): p is string => !!p && fs.existsSync(p)) ?? null;
-}
-
-async function modelFor(name: ModelName): Promise<{ weights: LoadedModel["weights"] | ReturnType<typeof syntheticWeights>; label: string; close?: () => void }> {
-  if (name === "SmolLM2-135M") {
-    const file = cachedSmolLM2();
-    if (file) {
-      const m = await loadModel(file);
-      return { weights: m.weights, label: "real Q4_1 (dequantized)", close: () => m.close() };
-    }
-    return { weights: syntheticWeights(SMOLLM2_135M, 1), label: "random, SmolLM2 shape" };
-  }
-  return { weights: syntheticWeights(QWEN25_05B, 1), label: "random, Qwen2.5-0.5B shape" };
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function runChild(name: ModelName, T: number, reps: number): Promise<ChildResult> {
   const threads = Math.max(1, os.availableParallelism());
   const peak = await matmulPeak(threads);
-  const { weights, label, close } = await modelFor(name);
+  const { weights, label, close } = await benchWeights(name, ROOT);
   const config: ModelConfig = weights.config;
   let t = performance.now();
   const engine = await Engine.create({ model: { weights }, lora: { ...LORA, targets: [...LORA.targets] }, maxTokens: T, threads });
   await engine.warmUp();
   const setupSec = (performance.now() - t) / 1000;
 
-  // One sequence of T tokens: a 3/4 prompt and a 1/4 response (agent turns have long prompts).
-  const R = T / 4;
-  const ids = Array.from({ length: T }, (_, i) => (i * 7919 + 13) % config.vocabSize);
-  const item: TrainItem = {
-    promptIds: ids.slice(0, T - R),
-    responseIds: ids.slice(T - R),
-    advantages: new Array(R).fill(1),
-    oldLogprobs: new Array(R).fill(-8),
-  };
-  const adapter = engine.newAdapter(1);
-  for (const b of adapter.b.values()) b.fill(0.01);
-  const loss = { epsLow: 0.2, epsHigh: 0.28, klCoef: 0 };
+  const { item, adapter, loss, responseTokens: R } = benchStep(engine, config.vocabSize, T);
   const shape = { batch: 1, tokens: T - 1, headRows: R, rank: LORA.rank, loraTargets: LORA.targets.length };
 
   t = performance.now();

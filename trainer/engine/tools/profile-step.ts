@@ -11,9 +11,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Engine, loadModel, type ModelConfig, type ModelWeights, type TrainItem } from "../index.js";
+import { Engine, type ModelConfig } from "../index.js";
 import { forwardFlops, trainFlops } from "../flops.js";
-import { QWEN25_05B, SMOLLM2_135M, syntheticWeights } from "../testing/synthetic.js";
+import { BENCH_LORA, benchStep, benchWeights } from "../testing/bench-workload.js";
 
 interface TraceEvent {
   cat: string;
@@ -41,14 +41,6 @@ function parseArgs(argv: string[]) {
   };
 }
 
-async function weightsFor(model: string): Promise<{ weights: ModelWeights; close?: () => void }> {
-  if (model === "qwen05b") return { weights: syntheticWeights(QWEN25_05B, 1) };
-  const file = [process.env.CLAWLOOP_TEST_MODEL, ".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"].find((p): p is string => !!p && fs.existsSync(p));
-  if (!file) return { weights: syntheticWeights(SMOLLM2_135M, 1) };
-  const m = await loadModel(file);
-  return { weights: m.weights, close: () => m.close() };
-}
-
 /**
  * 2·M·N·K of a MatMul/Gemm/FusedMatMul from the shapes the profiler records: out is [.., M, N] and
  * K is the dim of a's last two that is not M (a transposed a puts K first; if M = K either is right).
@@ -68,27 +60,18 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = args.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-profile-"));
   fs.mkdirSync(dir, { recursive: true });
-  const { weights, close } = await weightsFor(args.model);
+  // Relative to the working directory, as run from the repository (`.cache/models`).
+  const { weights, close } = await benchWeights(args.model === "qwen05b" ? "Qwen2.5-0.5B-shape" : "SmolLM2-135M", process.cwd());
   const config: ModelConfig = weights.config;
   const T = args.tokens;
   const engine = await Engine.create({
     model: { weights },
-    lora: { rank: 16, alpha: 32, targets: ["q", "k", "v", "o", "gate", "up", "down"] },
+    lora: { ...BENCH_LORA, targets: [...BENCH_LORA.targets] },
     maxTokens: T,
     ...(args.mode ? { mode: args.mode } : {}),
     ...(args.timeOnly ? {} : { profileFilePrefix: path.join(dir, "ort") }),
   });
-  const R = T / 4;
-  const ids = Array.from({ length: T }, (_, i) => (i * 7919 + 13) % config.vocabSize);
-  const item: TrainItem = {
-    promptIds: ids.slice(0, T - R),
-    responseIds: ids.slice(T - R),
-    advantages: new Array(R).fill(1),
-    oldLogprobs: new Array(R).fill(-8),
-  };
-  const adapter = engine.newAdapter(1);
-  for (const b of adapter.b.values()) b.fill(0.01);
-  const loss = { epsLow: 0.2, epsHigh: 0.28, klCoef: 0 };
+  const { item, adapter, loss, responseTokens: R } = benchStep(engine, config.vocabSize, T);
   const step = () => (args.kind === "train" ? engine.trainStep([item], adapter, loss) : engine.score([item], adapter));
 
   await step(); // warm-up: excluded below by skipping each session's first run
@@ -109,7 +92,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const shape = { batch: 1, tokens: T - 1, headRows: R, rank: 16, loraTargets: 7 };
+  const shape = { batch: 1, tokens: T - 1, headRows: R, rank: BENCH_LORA.rank, loraTargets: BENCH_LORA.targets.length };
   const flops = args.kind === "train" ? trainFlops(config, shape) : forwardFlops(config, shape);
   const files = fs.readdirSync(dir).filter((f) => f.startsWith("ort") && f.endsWith(".json"));
   const byOp = new Map<string, { us: number; n: number; flops: number }>();
