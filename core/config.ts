@@ -59,6 +59,10 @@ export const configSchema = z.object({
       /** Where the sidecar's store runs: a child process (LanceDB's memory and any native crash kept
        *  apart from the proxy) or a worker thread in the proxy's process (one Node runtime less). */
       storeHost: z.enum(["process", "worker"]).default("process"),
+      /** How much lower the store process's CPU priority is than the proxy's (nice, 0–19). The
+       *  store catches up from the call journal, so on a busy machine it yields to answering; past
+       *  the journal's bound answers wait for it, which frees the CPU it needs. */
+      storeNice: z.coerce.number().int().min(0).max(19).default(19),
     })
     .prefault({}),
 

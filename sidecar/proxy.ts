@@ -187,6 +187,11 @@ interface Call {
   ttfb: number | null;
   upstreamStatus: number | null;
   assembler: ResponseAssembler;
+  /**
+   * Streamed events written to the client and not yet read by the assembler. They are read once the
+   * event loop's I/O turn is over (see `readLater`), and always before anything reads the assembler.
+   */
+  unread: Buffer[];
   ticket: Promise<Ticket>;
   recorded: Promise<void> | null;
   clientGone: boolean;
@@ -326,6 +331,7 @@ export class Proxy {
       ttfb: null,
       upstreamStatus: null,
       assembler: new ResponseAssembler(config.maxRecordBytes),
+      unread: [],
       ticket,
       recorded: null,
       clientGone: false,
@@ -448,6 +454,7 @@ export class Proxy {
    */
   private finish(call: Call, status: TurnStatus, error: string | null = null): Promise<void> {
     if (call.recorded) return call.recorded;
+    this.readNow(call);
     const { metrics, recorder } = this.deps;
     const totalMs = performance.now() - call.t0;
     const assembled = call.assembler.result();
@@ -599,6 +606,8 @@ export class Proxy {
           const fast = stripEvents(events, strip);
           if (fast) out = fast;
           else {
+            // The assembler reads events in order: the ones already queued first.
+            this.readNow(call);
             const parts: Buffer[] = [];
             for (const ev of events) {
               const kept = this.readEvent(ev, call, strip);
@@ -610,7 +619,7 @@ export class Proxy {
         }
         const terminal = events.some(isDone);
         if (!terminal) write(out);
-        if (unread) for (const ev of events) this.readEvent(ev, call, null);
+        if (unread) this.readLater(call, events);
         if (!terminal) return;
         // The turn is in the log before the client sees the end of the stream.
         hold();
@@ -627,6 +636,7 @@ export class Proxy {
           const rest = splitter.rest();
           if (rest && !decoder) {
             // A last event without its blank line: pass it on as it came.
+            this.readNow(call);
             this.readEvent(rest, call, null);
             write(rest);
           }
@@ -647,6 +657,29 @@ export class Proxy {
       upRes.once("error", cut);
       upRes.once("close", () => cut(null));
     });
+  }
+
+  /**
+   * Queues events for the assembler, read once this turn of the event loop has handled its I/O. A
+   * client write only leaves in a process.nextTick (Node corks the socket), so parsing right after
+   * `res.write` would still hold the event back (the first event of an agent's call, with its ~10k
+   * prompt token ids, takes ~0.13 ms to parse). Deferred, the event is on the wire first, and when
+   * many streams' events arrive at once (a step of a continuous-batching server), all of them are
+   * relayed before any is parsed. (bench:proxy could not tell the difference from its noise.)
+   */
+  private readLater(call: Call, events: Buffer[]): void {
+    if (events.length === 0) return;
+    const first = call.unread.length === 0;
+    for (const ev of events) call.unread.push(ev);
+    if (first) setImmediate(() => this.readNow(call));
+  }
+
+  /** Reads the queued events now (anything that reads the assembler, or adds to it, calls this first). */
+  private readNow(call: Call): void {
+    if (call.unread.length === 0) return;
+    const events = call.unread;
+    call.unread = [];
+    for (const ev of events) this.readEvent(ev, call, null);
   }
 
   /** Feeds one event to the assembler; with `strip`, returns what the client should get instead (null: nothing). */

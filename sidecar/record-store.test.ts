@@ -13,10 +13,10 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-async function store(journal?: { maxBacklogBytes: number }): Promise<RecordStore> {
+async function store(journal?: { maxBacklogBytes: number }, hostNice?: number): Promise<RecordStore> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-record-store-"));
   dirs.push(dataDir);
-  const s = await openRecordStore({ dataDir, maskSecrets: true, secretPatterns: [], logger: createLogger("test", "silent"), logLevel: "silent", host: "process", journal });
+  const s = await openRecordStore({ dataDir, maskSecrets: true, secretPatterns: [], logger: createLogger("test", "silent"), logLevel: "silent", host: "process", journal, hostNice });
   open.push(s);
   return s;
 }
@@ -57,6 +57,17 @@ describe("RemoteRecordStore and its journal", () => {
     await s.flush();
     expect(s.journaled).toBe(0);
     expect((await s.get("turns", "t0"))?.request.messages?.[0]?.content).toBe("q0");
+  });
+
+  it("runs the store process at a lower CPU priority than the proxy, by hostNice", async () => {
+    await store(undefined, 5);
+    // The store host is this process's child running store-worker (Linux /proc, as in CI).
+    const kids = fs
+      .readdirSync(`/proc/${process.pid}/task`)
+      .flatMap((t) => fs.readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean));
+    const host = kids.find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("store-worker"));
+    expect(host, "no store-worker child process").toBeDefined();
+    expect(os.getPriority(Number(host))).toBe(Math.min(19, os.getPriority() + 5));
   });
 
   it("waits for the host again once it lags behind by more than the backlog bound", async () => {

@@ -10,6 +10,7 @@
 // store did not answer before it stopped are resent to the next one (reads are idempotent, rows
 // are replaced by id), so callers only ever see a delay.
 import { fork, type ChildProcess } from "node:child_process";
+import os from "node:os";
 import path from "node:path";
 import v8 from "node:v8";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -55,6 +56,13 @@ export interface RecordStoreOptions {
   /** Extra store options; function seams (`beforeLanceWrite`, `io`) force the main thread. */
   store?: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger">>;
   host?: StoreHost;
+  /**
+   * How much lower (nice) the CPU priority of a store host in a process of its own is than the
+   * proxy's. Answers wait on the journal, not on the store, so when the machine is busy (a burst of
+   * calls, a model server on the same cores) the store's catching up yields to the proxy; past the
+   * journal's bound answers wait for it again, which frees the CPU it needs. Default 0.
+   */
+  hostNice?: number;
   /** Also write the `adapters` table (the hot-loading switchboard records through this store). */
   adapters?: boolean;
   /**
@@ -296,7 +304,7 @@ const STORE_MALLOC_ENV = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "65536
 /** The same young generation for a store thread (semi-spaces of 2 MB: V8 sizes it at three of them). */
 const STORE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 6 };
 
-function processChannel(data: StoreWorkerData): Channel {
+function processChannel(data: StoreWorkerData, nice: number, logger: Logger): Channel {
   const { file, fromSource } = entry();
   const child: ChildProcess = fork(file, [], {
     execArgv: [...(fromSource ? ["--import", "tsx"] : []), ...STORE_EXEC_ARGV],
@@ -304,6 +312,13 @@ function processChannel(data: StoreWorkerData): Channel {
     env: { ...STORE_MALLOC_ENV, ...process.env, [STORE_DATA_ENV]: JSON.stringify(data) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  if (nice > 0 && child.pid !== undefined) {
+    try {
+      os.setPriority(child.pid, Math.min(19, os.getPriority() + nice));
+    } catch (err) {
+      logger.warn({ err: String(err) }, "could not lower the store process's priority; it runs at the proxy's");
+    }
+  }
   return {
     post: (m) => {
       if (child.connected) child.send(m);
@@ -403,7 +418,7 @@ export class RemoteRecordStore implements RecordStore {
       adapters: this.opts.adapters ?? false,
       store: { flushBatch: FLUSH_BATCH, flushIntervalMs: FLUSH_INTERVAL_MS, ...this.opts.store },
     };
-    const channel = this.host === "process" ? processChannel(data) : threadChannel(data);
+    const channel = this.host === "process" ? processChannel(data, this.opts.hostNice ?? 0, this.opts.logger) : threadChannel(data);
     this.channel = channel;
     const gen = ++this.gen;
     return new Promise<void>((resolve, reject) => {

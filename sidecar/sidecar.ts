@@ -59,6 +59,7 @@ export function openSidecarStore(config: Config, opts: SidecarOptions, logger: L
     logLevel: config.logLevel,
     store: opts.store,
     host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
+    hostNice: cfg.storeNice,
     ...(adapters ? { adapters: true } : {}),
   });
 }
