@@ -442,7 +442,7 @@ export class Proxy {
         logger.warn({ err: String(err) }, "placement failed; recording the call as untagged side traffic");
         return fallback();
       })
-      .then(async (placement) => ({ placement, seq: await book.reserveSeq(placement.sessionId, placement.newSession ?? placement.placement === "untagged") }));
+      .then((placement) => ({ placement, seq: book.reserveSeq(placement.sessionId, placement.newSession ?? placement.placement === "untagged") }));
     ticket.catch(() => undefined);
     return ticket;
   }

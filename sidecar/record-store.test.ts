@@ -2,9 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../core/index.js";
-import { openRecordStore, type RecordStore } from "./record-store.js";
-import type { TurnJob } from "./turns.js";
+import { createLogger, Store } from "../core/index.js";
+import { openRecordStore, recordTables, TurnWriter, type RecordStore } from "./record-store.js";
+import { CachedMasker, type TurnJob } from "./turns.js";
 
 const open: RecordStore[] = [];
 const dirs: string[] = [];
@@ -75,5 +75,39 @@ describe("RemoteRecordStore and its journal", () => {
     await s.putTurn(job(1));
     expect(s.journaled).toBe(0);
     expect(await s.count("turns")).toBe(1);
+  });
+});
+
+describe("TurnWriter", () => {
+  it("numbers a turn journaled without its place next in its session, in order, and its numbered put replaces it", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-turn-writer-"));
+    dirs.push(dataDir);
+    const store = await Store.open({ dataDir, writes: recordTables(false), logger: createLogger("test", "silent") });
+    try {
+      const w = new TurnWriter(store, new CachedMasker(true, []));
+      await w.put(job(0));
+      await w.put(job(1));
+      // Two calls answered while the host could not say where the session ended.
+      const [a, b] = await Promise.all([w.put({ ...job(2), seq: null }), w.put({ ...job(3), seq: null })]);
+      expect([a.seq, b.seq]).toEqual([2, 3]);
+      await store.flush();
+      // Their numbered puts, once the proxy knew: the rows are replaced, also once in LanceDB.
+      const c = w.put({ ...job(2), seq: 2, replaces: true });
+      // Sent right behind an unnumbered put of its own turn, the numbered one still lands last.
+      const d1 = w.put({ ...job(4), seq: null });
+      const d2 = w.put({ ...job(4), seq: 9, replaces: true });
+      await Promise.all([c, d1, d2]);
+      await store.flush();
+      expect(await store.count("turns")).toBe(5);
+      expect((await store.list("turns")).map((t) => [t.id, t.seq]).sort()).toEqual([
+        ["t0", 0],
+        ["t1", 1],
+        ["t2", 2],
+        ["t3", 3],
+        ["t4", 9],
+      ]);
+    } finally {
+      await store.close();
+    }
   });
 });

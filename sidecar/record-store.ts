@@ -114,20 +114,58 @@ export async function lastTurn(store: Store, where: Filter<"turns">): Promise<Tu
   return best;
 }
 
+/**
+ * Writes turn rows where the store runs. A job without its place in the session (seq null) is
+ * numbered next after the session's last turn, which takes a read; so that a later job (the same
+ * turn numbered, or the session's next one) never overtakes it, puts wait in line behind such a job.
+ */
+export class TurnWriter {
+  private line: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly masker: SecretMasker,
+  ) {}
+
+  /** `resent`: the job may have been written before (a host restart, the journal's replay). */
+  put(job: TurnJob, resent = false): Promise<TurnRef> {
+    if (job.seq !== null && this.waiting === 0) return Promise.resolve(this.write({ ...job, seq: job.seq }, resent));
+    this.waiting++;
+    const done = this.line.then(async () => {
+      try {
+        const seq = job.seq ?? ((await lastTurn(this.store, { sessionId: job.sessionId }))?.seq ?? -1) + 1;
+        return this.write({ ...job, seq }, resent);
+      } finally {
+        this.waiting--;
+      }
+    });
+    this.line = done.catch(() => undefined);
+    return done;
+  }
+
+  private write(job: TurnJob & { seq: number }, resent: boolean): TurnRef {
+    const turn = buildTurn(job, this.masker);
+    this.store.put("turns", turn, { insert: !resent && !job.replaces });
+    return refOf(turn);
+  }
+}
+
 export class InlineRecordStore implements RecordStore {
   readonly host = "main" as const;
   /** Rows go to the store's log directly: nothing is journaled. */
   readonly journaled = 0;
+  private readonly turns: TurnWriter;
 
   constructor(
     readonly store: Store,
-    private readonly masker: SecretMasker,
-  ) {}
+    masker: SecretMasker,
+  ) {
+    this.turns = new TurnWriter(store, masker);
+  }
 
-  async putTurn(job: TurnJob): Promise<TurnRef> {
-    const turn = buildTurn(job, this.masker);
-    this.store.put("turns", turn, { insert: true });
-    return refOf(turn);
+  putTurn(job: TurnJob): Promise<TurnRef> {
+    return this.turns.put(job);
   }
 
   async put<T extends TableName>(table: T, row: Tables[T]): Promise<void> {

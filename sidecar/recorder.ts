@@ -10,12 +10,30 @@ import type { Placement } from "./placement.js";
 import type { RecordStore } from "./record-store.js";
 import type { SessionBook } from "./sessions.js";
 import type { Tags } from "./tagging.js";
-import type { TurnRef } from "./turns.js";
+import type { TurnJob, TurnRef } from "./turns.js";
+
+/** The promise's value if it settles within `ms`, else undefined. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface Ticket {
   placement: Placement;
-  seq: number;
+  /** Its place in the session: for a session not seen since start, the store is asked first. */
+  seq: Promise<number>;
 }
+
+/**
+ * How long a finished call waits for its place in the session before it is journaled without one.
+ * The store host answers in well under this; past it the host is stalled (a long LanceDB write, a
+ * swap storm, SIGSTOP), and waiting longer would keep an answered call out of the journal.
+ */
+export const SEQ_WAIT_MS = 100;
 
 export interface CallOutcome {
   turnId: string;
@@ -54,6 +72,11 @@ export class Recorder {
     private readonly observer: TurnObserver | null = null,
   ) {}
 
+  /**
+   * Resolves once the call is durable (journaled, or in the store's log) with its ref, or with null
+   * when it was journaled before its place in the session was known: then it is written again,
+   * numbered, in the background, and the rest of the sidecar hears of it from there.
+   */
   async record(call: CallOutcome, ticket: Promise<Ticket>): Promise<TurnRef | null> {
     try {
       this.observer?.turnFinished(call);
@@ -62,13 +85,13 @@ export class Recorder {
     }
     try {
       const { placement, seq } = await ticket;
-      const ref = await this.store.putTurn({
+      const job: TurnJob = {
         turnId: call.turnId,
         sessionId: placement.sessionId,
         runId: call.tags.runId,
         callId: call.tags.callId,
         turnType: placement.turnType,
-        seq,
+        seq: null,
         placement: placement.placement,
         parentTurnId: placement.parentTurnId,
         endpoint: call.endpoint,
@@ -84,19 +107,36 @@ export class Recorder {
         error: call.error,
         assembled: call.assembled,
         traceparent: call.tags.traceparent,
-      });
-      this.recorded++;
-      this.byStatus[ref.status]++;
-      this.metrics.turns.inc({ status: ref.status, turn_type: ref.turnType });
-      this.book.noteTurn(ref);
-      this.linker.onTurn(ref);
-      if (call.tags.sessionDone) await this.sessionDone(ref);
-      return ref;
-    } catch (err) {
-      this.metrics.recordErrors.inc();
-      this.logger.error({ err: String(err), turnId: call.turnId }, "could not record a model call (it was answered)");
+      };
+      const known = await within(seq, SEQ_WAIT_MS);
+      if (known !== undefined) return await this.stored(await this.store.putTurn({ ...job, seq: known }), call);
+      // The store host has not said where the session ends: journal the call as it is (the host
+      // numbers it when it takes it in, also after a crash), then once more with its number.
+      await this.store.putTurn({ ...job, seq: null });
+      void seq
+        .then((n) => this.store.putTurn({ ...job, seq: n, replaces: true }))
+        .then((ref) => this.stored(ref, call))
+        .catch((err: unknown) => this.failed(err, call));
       return null;
+    } catch (err) {
+      return this.failed(err, call);
     }
+  }
+
+  private async stored(ref: TurnRef, call: CallOutcome): Promise<TurnRef> {
+    this.recorded++;
+    this.byStatus[ref.status]++;
+    this.metrics.turns.inc({ status: ref.status, turn_type: ref.turnType });
+    this.book.noteTurn(ref);
+    this.linker.onTurn(ref);
+    if (call.tags.sessionDone) await this.sessionDone(ref);
+    return ref;
+  }
+
+  private failed(err: unknown, call: CallOutcome): null {
+    this.metrics.recordErrors.inc();
+    this.logger.error({ err: String(err), turnId: call.turnId }, "could not record a model call (it was answered)");
+    return null;
   }
 
   /** OpenClaw-RL's `X-Session-Done`: the session ends with this call. */

@@ -3,8 +3,8 @@
 // default) or a worker thread. A write is answered once the row is in the log.
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
-import { decodeJob, lastTurn, recordTables, STORE_DATA_ENV, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
-import { buildTurn, CachedMasker, refOf } from "./turns.js";
+import { decodeJob, lastTurn, recordTables, STORE_DATA_ENV, TurnWriter, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { CachedMasker } from "./turns.js";
 
 const asProcess = !parentPort;
 const data = (asProcess ? JSON.parse(process.env[STORE_DATA_ENV] ?? "null") : workerData) as StoreWorkerData | null;
@@ -35,7 +35,7 @@ try {
   post({ type: "failed", error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }
-const masker = new CachedMasker(data.maskSecrets, data.secretPatterns);
+const turns = new TurnWriter(store, new CachedMasker(data.maskSecrets, data.secretPatterns));
 let closed = false;
 
 async function close(): Promise<void> {
@@ -47,11 +47,8 @@ async function close(): Promise<void> {
 
 async function handle(m: StoreRequest): Promise<unknown> {
   switch (m.op) {
-    case "putTurn": {
-      const turn = buildTurn(decodeJob(m.bytes), masker);
-      store.put("turns", turn, { insert: !m.resent });
-      return refOf(turn);
-    }
+    case "putTurn":
+      return turns.put(decodeJob(m.bytes), m.resent === true);
     case "put":
       store.put(m.table, m.row as Tables[TableName]);
       return undefined;

@@ -53,7 +53,14 @@ export interface TurnJob {
   runId: string | null;
   callId: string | null;
   turnType: TurnType;
-  seq: number;
+  /**
+   * Its place in the session; null when the call was answered before the store host could say
+   * which was the session's last turn (a stalled host): the host numbers it next in the session when
+   * it takes it in (`TurnWriter`).
+   */
+  seq: number | null;
+  /** A row of this turn may exist already (journaled with seq null): replace it by id, never append. */
+  replaces?: boolean;
   placement: Turn["placement"];
   parentTurnId: string | null;
   endpoint: "chat" | "completions";
@@ -109,7 +116,7 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
-export function buildTurn(job: TurnJob, masker: SecretMasker): Turn {
+export function buildTurn(job: TurnJob & { seq: number }, masker: SecretMasker): Turn {
   let request: TurnRequest = { params: {} };
   if (!job.requestError) {
     const parsed: unknown = JSON.parse(Buffer.from(job.rawRequest.buffer, job.rawRequest.byteOffset, job.rawRequest.byteLength).toString("utf8"));
@@ -162,9 +169,12 @@ function turnTypeOf(job: TurnJob): TurnType {
   return job.requestError ? "side" : job.turnType;
 }
 
-/** The ref `buildTurn(job)` will have, known before the row is built (the proxy answers with it). */
+/**
+ * The ref `buildTurn(job)` will have, known before the row is built (the proxy answers with it).
+ * A job not yet numbered in its session (seq null) gets seq -1 here: its caller waits for the final one.
+ */
 export function refOfJob(job: TurnJob): TurnRef {
-  return { id: job.turnId, sessionId: job.sessionId, runId: job.runId, callId: job.callId, seq: job.seq, turnType: turnTypeOf(job), status: job.status };
+  return { id: job.turnId, sessionId: job.sessionId, runId: job.runId, callId: job.callId, seq: job.seq ?? -1, turnType: turnTypeOf(job), status: job.status };
 }
 
 export function refOf(t: Turn): TurnRef {

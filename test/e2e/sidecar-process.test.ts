@@ -130,6 +130,12 @@ describe("the sidecar process", () => {
       const res = await post(`${first.url}/v1/chat/completions`, chatBody(`question ${i}`, stream ? { stream: true } : {}), tagged("stall", "run-1", i));
       expect(await res.text()).toContain(stream ? "data: [DONE]" : `echo: question ${i}`);
     }
+    // A session this sidecar has not seen yet: where it ends is the store's to say, and the store is
+    // stalled. Answered anyway, and journaled without their place (numbered when the store has them).
+    for (let i = 1; i <= 2; i++) {
+      const res = await post(`${first.url}/v1/chat/completions`, chatBody(`new ${i}`), tagged("stall-new", "run-2", i));
+      expect(await res.text()).toContain(`echo: new ${i}`);
+    }
     // None of them waited out `sidecar.recordWaitMs` for the store: each was journaled first.
     const metrics = await (await fetch(`${first.url}/metrics`)).text();
     expect(metrics).toMatch(/clawloop_sidecar_record_wait_timeouts_total 0/);
@@ -143,6 +149,11 @@ describe("the sidecar process", () => {
     expect(view.turns.map((t) => t.id), first.logs() + "\n---\n" + second.logs()).toEqual(["run-0:model:1", ...Array.from({ length: N }, (_, i) => `run-1:model:${i + 1}`)]);
     expect(view.turns.map((t) => t.seq)).toEqual([...Array(N + 1).keys()]);
     expect(view.turns.every((t) => t.status === "ok" && t.response?.content?.startsWith("echo:"))).toBe(true);
+    const fresh = await api<{ turns: Turn[] }>(second, "/clawloop/v1/turns?session=stall-new");
+    expect(fresh.turns.map((t) => [t.id, t.seq, t.response?.content])).toEqual([
+      ["run-2:model:1", 0, "echo: new 1"],
+      ["run-2:model:2", 1, "echo: new 2"],
+    ]);
     // Handed on, the journal is gone.
     expect(fs.readdirSync(path.join(dataDir, "journal"))).toEqual([]);
     second.child.kill("SIGTERM");
