@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Turn } from "../types.js";
 import { makeTurn } from "../../test/support/rows.js";
-import { BLOB_MIN_CHARS, BlobIdCache, ID_CHUNK, joinTurn, RecentIds, refIds, splitTurn, type BlobRow } from "./blobs.js";
+import { BLOB_MIN_CHARS, BlobIdCache, ID_CHUNK, IdChunkCache, idsBlobId, joinTurn, RecentIds, refIds, splitTurn, type BlobRow } from "./blobs.js";
 
 const SYSTEM = "You are a personal assistant running inside OpenClaw. ".repeat(100);
 const TOOLS = Array.from({ length: 6 }, (_, i) => ({ type: "function", function: { name: `tool_${i}`, description: "Reads files. ".repeat(20) } }));
@@ -116,5 +116,26 @@ describe("content-addressed turns", () => {
     for (let i = 0; i < 20; i++) splitTurn(makeTurn(i, { request: { messages: [{ role: "user", content: `${i}`.repeat(BLOB_MIN_CHARS) }], params: {} } }), known, ids);
     const again = splitTurn(bigTurn(1), known, ids);
     expect(again.blobs.map((b) => b.id)).toEqual(expect.arrayContaining([first.refs!.m!["0"]!]));
+  });
+
+  it("gives every chunk of token ids the id its content hashes to, with or without the chunk cache", () => {
+    // Prompts sharing prefixes, chunks differing in one id, and a cache small enough to forget.
+    const cache = new IdChunkCache(8);
+    let seed = 7;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % 49152;
+    const base = Array.from({ length: ID_CHUNK * 12 }, rand);
+    for (let k = 0; k < 40; k++) {
+      const ids = base.slice(0, ID_CHUNK * (1 + (k % 12)));
+      if (k % 3 === 0) ids[(k * 131) % ids.length] = 49152 + k;
+      for (let at = 0; at + ID_CHUNK <= ids.length; at += ID_CHUNK) {
+        expect(cache.idOf(ids, at)).toBe(idsBlobId(ids.slice(at, at + ID_CHUNK)));
+      }
+    }
+    // splitTurn refers to the same blobs either way.
+    const turn = { ...makeTurn(1), promptTokenIds: base };
+    const plain = splitTurn(turn, new BlobIdCache(), new RecentIds());
+    const cached = splitTurn(turn, new BlobIdCache(), new RecentIds(), new IdChunkCache());
+    expect(cached.refs).toEqual(plain.refs);
+    expect(cached.blobs).toEqual(plain.blobs);
   });
 });

@@ -93,6 +93,57 @@ export class BlobIdCache {
   }
 }
 
+/**
+ * Remembers the blob ids of recent chunks of prompt token ids. An agent's prompts share long
+ * prefixes, so most chunks of a call were seen in the one before; SHA-256 over 512 ids costs ~15 µs
+ * a chunk (~0.3 ms for an OpenClaw-sized prompt), a lookup here ~1 µs. A chunk is found by a cheap
+ * 32-bit hash and compared id by id, so an id is only reused for exactly the content it was computed
+ * from. Bounded by the number of chunks (2 KB each).
+ */
+export class IdChunkCache {
+  private readonly map = new Map<number, { ids: Int32Array; id: string }[]>();
+  private size = 0;
+
+  constructor(private readonly maxChunks = 1024) {}
+
+  /** The blob id of `ids[from, from + ID_CHUNK)`. */
+  idOf(ids: ArrayLike<number>, from: number): string {
+    const key = fnv1a(ids, from);
+    const bucket = this.map.get(key);
+    if (bucket) {
+      for (const e of bucket) {
+        if (!sameIds(e.ids, ids, from)) continue;
+        this.map.delete(key);
+        this.map.set(key, bucket);
+        return e.id;
+      }
+    }
+    const chunk = Int32Array.from({ length: ID_CHUNK }, (_, i) => ids[from + i]!);
+    const id = digest("ids", new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.map.delete(key);
+    this.map.set(key, [...(bucket ?? []), { ids: chunk, id }]);
+    this.size++;
+    // Oldest keys first (Map order: a key re-set goes to the end).
+    for (const [k, b] of this.map) {
+      if (this.size <= this.maxChunks) break;
+      this.map.delete(k);
+      this.size -= b.length;
+    }
+    return id;
+  }
+}
+
+function fnv1a(ids: ArrayLike<number>, from: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < from + ID_CHUNK; i++) h = Math.imul(h ^ (ids[i]! | 0), 0x01000193);
+  return h >>> 0;
+}
+
+function sameIds(a: Int32Array, ids: ArrayLike<number>, from: number): boolean {
+  for (let i = 0; i < ID_CHUNK; i++) if (a[i] !== ids[from + i]) return false;
+  return true;
+}
+
 export interface SplitTurn {
   /** The turn as stored: blobbed parts replaced by null, `promptTokenIds` cut to its tail. */
   turn: Turn;
@@ -127,9 +178,10 @@ export class RecentIds {
 
 /**
  * Splits a turn into the row to store and its blobs. `known` maps JSON texts to ids of blobs already
- * written (and remembers new ones); `knownIds` holds the ids blobs already written (and new ones).
+ * written (and remembers new ones); `knownIds` holds the ids blobs already written (and new ones);
+ * `chunkIds`, if given, spares hashing chunks of token ids seen recently.
  */
-export function splitTurn(turn: Turn, known: BlobIdCache, knownIds: RecentIds): SplitTurn {
+export function splitTurn(turn: Turn, known: BlobIdCache, knownIds: RecentIds, chunkIds: IdChunkCache | null = null): SplitTurn {
   const refs: BlobRefs = {};
   const blobs: BlobRow[] = [];
   const blobOf = (value: unknown): string | null => {
@@ -182,12 +234,11 @@ export function splitTurn(turn: Turn, known: BlobIdCache, knownIds: RecentIds): 
     const full = promptTokenIds.length - (promptTokenIds.length % ID_CHUNK);
     refs.ids = [];
     for (let at = 0; at < full; at += ID_CHUNK) {
-      const chunk = promptTokenIds.slice(at, at + ID_CHUNK);
-      const id = idsBlobId(chunk);
+      const id = chunkIds ? chunkIds.idOf(promptTokenIds, at) : idsBlobId(promptTokenIds.slice(at, at + ID_CHUNK));
       refs.ids.push(id);
       if (knownIds.has(id)) continue;
       knownIds.add(id);
-      blobs.push({ id, kind: "ids", text: null, ids: chunk });
+      blobs.push({ id, kind: "ids", text: null, ids: promptTokenIds.slice(at, at + ID_CHUNK) });
     }
     promptTokenIds = promptTokenIds.slice(full);
   }

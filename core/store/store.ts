@@ -13,7 +13,7 @@ import path from "node:path";
 import type * as Lance from "@lancedb/lancedb";
 import type { Logger } from "pino";
 import { TABLE_NAMES, type TableName, type Tables, type Turn } from "../types.js";
-import { BlobIdCache, type BlobRefs, type BlobRow, joinTurn, RecentIds, refIds, splitTurn } from "./blobs.js";
+import { BlobIdCache, type BlobRefs, type BlobRow, IdChunkCache, joinTurn, RecentIds, refIds, splitTurn } from "./blobs.js";
 import { columnName, decodeBlob, decodeFields, decodeRow, encodeBlob, encodeRow, sqlString, type StoredTable, TABLE_COLUMNS } from "./codec.js";
 import { nodeIO, TableLog, type LogIO } from "./wal.js";
 
@@ -185,6 +185,7 @@ export class Store {
   /** Blobs this process wrote (or found written): not written again. */
   private readonly blobTexts = new BlobIdCache(4 * 1024 * 1024);
   private readonly blobIds = new RecentIds();
+  private readonly chunkIds = new IdChunkCache();
   private readonly blobCache: BlobRowCache;
   readonly dir: string;
   private readonly logDir: string;
@@ -302,7 +303,7 @@ export class Store {
     const w = this.writer(name);
     let row: Record<string, unknown>;
     if (name === "turns") {
-      const split = splitTurn(value as Turn, this.blobTexts, this.blobIds);
+      const split = splitTurn(value as Turn, this.blobTexts, this.blobIds, this.chunkIds);
       row = encodeRow("turns", split.turn);
       row.blob_refs = split.refs ? JSON.stringify(split.refs) : null;
       // The blobs reach the log before the row that needs them, and are flushed before it.
