@@ -36,6 +36,9 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
   const kind = opts.kind ?? "vllm";
   const server = opts.server ?? (await startLoraServer({ kind, model: opts.model ?? "base-m" }));
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+  // Cleanups run in reverse: the directory goes after the sidecar has closed (a LanceDB write in
+  // flight would otherwise refill it while it is removed).
+  if (!opts.dataDir) cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const config = loadConfig({
     flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: kind }, adapters: { retrySec: 0.2, keepLoaded: opts.keepLoaded ?? 1 } },
     env: {},
@@ -43,7 +46,6 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
   const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
   cleanup.push(() => sc.close());
   if (!opts.server) cleanup.push(() => server.close());
-  if (!opts.dataDir) cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const api = async (p: string, body?: unknown) => {
     const res = await fetch(sc.url + p, {
       method: body === undefined ? "GET" : "POST",
