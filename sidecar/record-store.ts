@@ -130,7 +130,14 @@ export class TurnWriter {
 
   /** `resent`: the job may have been written before (a host restart, the journal's replay). */
   put(job: TurnJob, resent = false): Promise<TurnRef> {
-    if (job.seq !== null && this.waiting === 0) return Promise.resolve(this.write({ ...job, seq: job.seq }, resent));
+    if (job.seq !== null && this.waiting === 0) {
+      // A row that cannot be built rejects, as from the queued path, instead of throwing.
+      try {
+        return Promise.resolve(this.write({ ...job, seq: job.seq }, resent));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     this.waiting++;
     const done = this.line.then(async () => {
       try {

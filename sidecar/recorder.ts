@@ -112,7 +112,7 @@ export class Recorder {
       if (known !== undefined) return await this.stored(await this.store.putTurn({ ...job, seq: known }), call);
       // The store host has not said where the session ends: journal the call as it is (the host
       // numbers it when it takes it in, also after a crash), then once more with its number.
-      await this.store.putTurn({ ...job, seq: null });
+      await this.store.putTurn(job);
       void seq
         .then((n) => this.store.putTurn({ ...job, seq: n, replaces: true }))
         .then((ref) => this.stored(ref, call))

@@ -52,7 +52,10 @@ export function jsonBlobId(text: string): string {
 }
 
 export function idsBlobId(ids: ArrayLike<number>): string {
-  const a = Int32Array.from(ids as ArrayLike<number>);
+  return int32BlobId(Int32Array.from(ids as ArrayLike<number>));
+}
+
+function int32BlobId(a: Int32Array): string {
   return digest("ids", new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 }
 
@@ -119,7 +122,7 @@ export class IdChunkCache {
       }
     }
     const chunk = Int32Array.from({ length: ID_CHUNK }, (_, i) => ids[from + i]!);
-    const id = digest("ids", new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    const id = int32BlobId(chunk);
     this.map.delete(key);
     this.map.set(key, [...(bucket ?? []), { ids: chunk, id }]);
     this.size++;
