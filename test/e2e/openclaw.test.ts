@@ -65,9 +65,12 @@ function reply(req: ScriptedRequest): ScriptedReply {
 }
 
 const openclaw = (args: string[], timeoutMs = 180_000) => run(oc.openclawBin, args, { env, timeoutMs, log });
-/** A Gateway RPC through `openclaw gateway call` (research §5). */
+/**
+ * A Gateway RPC through `openclaw gateway call` (research §5). Its own 10 s default timed out on a
+ * machine kept busy (the call's CLI start-up counts against it); the tests' waits bound it instead.
+ */
 const gatewayCall = (method: string, params: unknown) =>
-  openclaw(["gateway", "call", method, "--port", String(gatewayPort), "--token", GW_TOKEN, "--json", "--params", JSON.stringify(params)]);
+  openclaw(["gateway", "call", method, "--port", String(gatewayPort), "--token", GW_TOKEN, "--timeout", "60000", "--json", "--params", JSON.stringify(params)]);
 const clawloop = (args: string[]) => {
   const [cmd, a] = clawloopArgs(args);
   return run(cmd, a, { env, timeoutMs: 180_000, log });
@@ -130,6 +133,25 @@ function spooled(): number {
   }
 }
 
+/** What the test last read of a session's turns: printed when it times out waiting for more. */
+let lastSeen = "-";
+
+function summarize(turns: TurnWithStates[]): string {
+  return turns
+    .map((t) => `  seq ${t.seq} run ${t.runId} call ${t.callId} ${t.turnType}/${t.placement} ${t.status}; next states: ${t.nextStates.map((s) => s.kind).join(", ") || "none"}`)
+    .join("\n");
+}
+
+/** One line per model call the upstream saw: who tagged it, and the user words it ended with. */
+function upstreamSeen(): string {
+  return (upstream?.requests ?? [])
+    .map((r) => {
+      const h = (k: string) => String(r.headers[k] ?? "-");
+      return `  ${r.method} ${r.path} session ${h("x-session-id")} call ${h("x-openclaw-call-id")}${r.aborted ? " (aborted)" : ""}: ${JSON.stringify(r.lastUserText?.slice(0, 60) ?? null)}`;
+    })
+    .join("\n");
+}
+
 function diagnose(): void {
   onTestFailed(() => {
     const openclawLog = path.join(stateDir, "openclaw.log");
@@ -137,7 +159,8 @@ function diagnose(): void {
     process.stderr.write(
       `\n===== OpenClaw e2e diagnostics =====\n${log.tail()}\n\n── gateway (running)\n${gateway?.output().slice(-10_000) ?? "-"}\n` +
         `\n── sidecar (running)\n${sidecar?.output().slice(-10_000) ?? "-"}\n\n── ${openclawLog}\n${tail}\n` +
-        `\n── upstream saw ${upstream?.requests.length ?? 0} requests\n===== end =====\n`,
+        `\n── upstream saw ${upstream?.requests.length ?? 0} requests\n${upstreamSeen()}\n── last seen in the store\n${lastSeen}\n` +
+        `── events waiting in the plugin's spool: ${spooled()}\n===== end =====\n`,
     );
   });
 }
@@ -226,6 +249,7 @@ describe("clawloop in the real OpenClaw", () => {
     // and goes with the next OpenClaw process. Here every event was sent while the turns ran.
     const turns = await until("the three turns and their next states", async () => {
       const ts = await sessionTurns(LOCAL_SESSION);
+      lastSeen = summarize(ts);
       const states = ts.flatMap((t) => t.nextStates);
       return ts.length === 4 && states.length >= 3 ? ts : null;
     });
