@@ -133,10 +133,11 @@ function spooled(): number {
   }
 }
 
-/** What the test last read of a session's turns: printed when it times out waiting for more. */
-let lastSeen = "-";
+/** The session's turns as the test last read them: printed when it times out waiting for more. */
+let lastSeen: TurnWithStates[] | null = null;
 
-function summarize(turns: TurnWithStates[]): string {
+function summarize(turns: TurnWithStates[] | null): string {
+  if (!turns) return "-";
   return turns
     .map((t) => `  seq ${t.seq} run ${t.runId} call ${t.callId} ${t.turnType}/${t.placement} ${t.status}; next states: ${t.nextStates.map((s) => s.kind).join(", ") || "none"}`)
     .join("\n");
@@ -159,7 +160,7 @@ function diagnose(): void {
     process.stderr.write(
       `\n===== OpenClaw e2e diagnostics =====\n${log.tail()}\n\n── gateway (running)\n${gateway?.output().slice(-10_000) ?? "-"}\n` +
         `\n── sidecar (running)\n${sidecar?.output().slice(-10_000) ?? "-"}\n\n── ${openclawLog}\n${tail}\n` +
-        `\n── upstream saw ${upstream?.requests.length ?? 0} requests\n${upstreamSeen()}\n── last seen in the store\n${lastSeen}\n` +
+        `\n── upstream saw ${upstream?.requests.length ?? 0} requests\n${upstreamSeen()}\n── last seen in the store\n${summarize(lastSeen)}\n` +
         `── events waiting in the plugin's spool: ${spooled()}\n===== end =====\n`,
     );
   });
@@ -249,7 +250,7 @@ describe("clawloop in the real OpenClaw", () => {
     // and goes with the next OpenClaw process. Here every event was sent while the turns ran.
     const turns = await until("the three turns and their next states", async () => {
       const ts = await sessionTurns(LOCAL_SESSION);
-      lastSeen = summarize(ts);
+      lastSeen = ts;
       const states = ts.flatMap((t) => t.nextStates);
       return ts.length === 4 && states.length >= 3 ? ts : null;
     });
