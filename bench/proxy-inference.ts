@@ -75,9 +75,10 @@ function pct(xs: number[], p: number): number {
 
 async function startSidecar(name: string, opts: InferenceSectionOptions, env: NodeJS.ProcessEnv): Promise<Sidecar> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), `clawloop-bench-inference-${name}-`));
-  const child = spawn(process.execPath, [opts.cli, "sidecar", "--upstream", `${opts.upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
+  // Executed as a user's shell does, on this Node.
+  const child = spawn(opts.cli, ["sidecar", "--upstream", `${opts.upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, ...env },
+    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
   });
   const url = await new Promise<string>((resolve, reject) => {
     const rl = readline.createInterface({ input: child.stdout! });

@@ -23,7 +23,7 @@
 //   node dist/bench/proxy.js --hosts process        (the memory section for one store host only)
 //   node dist/bench/proxy.js --no-inference         (without the session-inference section)
 //   node dist/bench/proxy.js --only memory          (one section: latency, memory or inference)
-//   node dist/bench/proxy.js --profile DIR          (CPU profiles of the sidecars' proxy processes)
+//   node dist/bench/proxy.js --profile DIR          (CPU profiles of the sidecars' processes)
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     /** Keep each memory-section sidecar running this many seconds after measuring (to inspect it). */
     hold: { type: "string", default: "0" },
-    /** Write a CPU profile of every sidecar (its proxy process) to this directory (node --cpu-prof). */
+    /** Write a CPU profile of every sidecar process (proxy and store) to this directory (node --cpu-prof). */
     profile: { type: "string" },
   },
   allowNegative: true,
@@ -356,11 +356,15 @@ interface RunningSidecar {
 /** `clawloop sidecar` as a user starts it, with its store on `host`, in a data directory of its own. */
 async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSidecar> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
-  const child = spawn(
-    process.execPath,
-    [...(args.profile ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(args.profile)] : []), path.join(ROOT, "bin", "clawloop.js"), "sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CLAWLOOP_SIDECAR_STORE_HOST: host } },
-  );
+  // Executed as a user's shell does (bin/clawloop.js then gives the sidecar its malloc settings), on
+  // this Node. A profile is asked for through NODE_OPTIONS, which the store process inherits: it is
+  // profiled too (the profiles are named by pid).
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, CLAWLOOP_SIDECAR_STORE_HOST: host };
+  if (args.profile) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${path.resolve(args.profile)}`.trim();
+  const child = spawn(path.join(ROOT, "bin", "clawloop.js"), ["sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env,
+  });
   const url = await waitForJsonLine(child, (r) => (r.msg === "sidecar listening" && typeof r.url === "string" ? r.url : null));
   // Keep reading its log so a full pipe never blocks it.
   child.stdout!.resume();
