@@ -65,6 +65,10 @@ export const configSchema = z.object({
        *  control API's reads go through the store too, and on a machine kept busy by other work
        *  (a CPU model server) they slow down with it. Off by default. */
       storeNice: z.coerce.number().int().min(0).max(19).default(0),
+      /** How long the store process (or thread) may take to open LanceDB and report ready before it is
+       *  stopped: the sidecar's start fails with the reason, or a restart is tried again (each try
+       *  after a timeout given twice as long, up to 16×). Generous: a starved machine is slow. */
+      storeStartTimeoutMs: z.coerce.number().int().positive().default(60_000),
     })
     .prefault({}),
 

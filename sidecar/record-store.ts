@@ -63,6 +63,17 @@ export interface RecordStoreOptions {
    * journal's bound answers wait for it again, which frees the CPU it needs. Default 0.
    */
   hostNice?: number;
+  /**
+   * How long a store host in a process or thread of its own may take to report ready (it opens
+   * LanceDB) before it is stopped: the open fails, or a restart is tried again later, each try
+   * given twice as long as the last (up to 16×). Default 60 s (`sidecar.storeStartTimeoutMs`).
+   */
+  startTimeoutMs?: number;
+  /**
+   * How long a store host may take to close (moving its log into LanceDB) before it is stopped,
+   * when the sidecar closes it or goes away. Default HOST_CLOSE_DEADLINE_MS.
+   */
+  closeTimeoutMs?: number;
   /** Also write the `adapters` table (the hot-loading switchboard records through this store). */
   adapters?: boolean;
   /**
@@ -81,6 +92,17 @@ const FLUSH_BATCH = 64;
  * fraction. Rows are safe in the log meanwhile, and this sidecar's own reads see them.
  */
 const FLUSH_INTERVAL_MS = 1_000;
+
+/**
+ * How long a store host may take to close before it is stopped (by the sidecar), or exits on its
+ * own (a child process whose sidecar went away). Nothing is lost by cutting the close short: every
+ * call the proxy answered is in its journal until the host's log has it, the log is moved into
+ * LanceDB by the next open, and the next sidecar start replays the journal. What is at stake is a
+ * host that lingers holding the table locks, so that the next sidecar cannot start.
+ */
+export const HOST_CLOSE_DEADLINE_MS = 10_000;
+/** How long a store host may take to open (a starved machine is slow; a hung LanceDB is not). */
+export const HOST_START_DEADLINE_MS = 60_000;
 
 /** The tables a sidecar's store host writes. */
 export function recordTables(adapters: boolean): TableName[] {
@@ -275,6 +297,8 @@ export interface StoreWorkerData {
   logLevel: string;
   adapters: boolean;
   store: Partial<Omit<StoreOptions, "dataDir" | "writes" | "logger" | "io" | "beforeLanceWrite">>;
+  /** A child process whose sidecar went away exits this long after, closed or not. */
+  exitDeadlineMs: number;
 }
 
 export const STORE_DATA_ENV = "CLAWLOOP_SIDECAR_STORE_DATA";
@@ -304,7 +328,7 @@ type Payload = StoreRequest extends infer R ? (R extends { id: number } ? Omit<R
 
 interface Pending {
   payload: Payload;
-  /** The store host it was posted to. */
+  /** The store host it was posted to (0: none yet, no host was ready). */
   gen: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -407,6 +431,8 @@ const MAX_BACKLOG_BYTES = 8 * 1024 * 1024;
 
 export class RemoteRecordStore implements RecordStore {
   private channel!: Channel;
+  /** The current host reported ready (requests are posted to it only then). */
+  private ready = false;
   private readonly journal: CallJournal | null;
   /** Bytes of journaled calls sent to the host and not yet acknowledged. */
   private backlogBytes = 0;
@@ -415,7 +441,11 @@ export class RemoteRecordStore implements RecordStore {
   private readonly pending = new Map<number, Pending>();
   private latest: StoreHealth;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private restarts = 0;
+  /** Starts in a row that failed (a host that exited, failed or timed out while opening). */
+  private failedStarts = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
   private gen = 0;
 
   private constructor(
@@ -432,7 +462,14 @@ export class RemoteRecordStore implements RecordStore {
 
   static async open(opts: RecordStoreOptions, host: "process" | "worker"): Promise<RemoteRecordStore> {
     const s = new RemoteRecordStore(opts, host);
-    await s.start();
+    try {
+      await s.start();
+    } catch (err) {
+      // The host is stopped already; what the journal holds stays for the next start.
+      s.closing = true;
+      s.journal?.close();
+      throw err;
+    }
     await s.replayJournal();
     return s;
   }
@@ -454,6 +491,10 @@ export class RemoteRecordStore implements RecordStore {
     }
   }
 
+  /**
+   * Starts a store host and resolves once it reports ready; rejects, with the host stopped, if it
+   * fails, exits or does not report ready in time. A host that stops after that is restarted.
+   */
   private start(): Promise<void> {
     const data: StoreWorkerData = {
       dataDir: this.opts.dataDir,
@@ -462,22 +503,48 @@ export class RemoteRecordStore implements RecordStore {
       logLevel: this.opts.logLevel,
       adapters: this.opts.adapters ?? false,
       store: { flushBatch: FLUSH_BATCH, flushIntervalMs: FLUSH_INTERVAL_MS, ...this.opts.store },
+      exitDeadlineMs: this.opts.closeTimeoutMs ?? HOST_CLOSE_DEADLINE_MS,
     };
     const channel = this.host === "process" ? processChannel(data, this.opts.hostNice ?? 0, this.opts.logger) : threadChannel(data);
     this.channel = channel;
+    this.ready = false;
     const gen = ++this.gen;
+    // A host that was merely slow (a starved machine) gets longer on each try after a timeout.
+    const timeoutMs = (this.opts.startTimeoutMs ?? HOST_START_DEADLINE_MS) * 2 ** Math.min(this.failedStarts, 4);
     return new Promise<void>((resolve, reject) => {
       let ready = false;
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        void channel.kill().then(() => reject(err));
+      };
+      const deadline = setTimeout(
+        () =>
+          fail(
+            new Error(
+              `the store ${this.host} did not report ready within ${timeoutMs / 1000} s (opening LanceDB in ${this.opts.dataDir}); ` +
+                "is another sidecar using this data directory, or is the machine overloaded?",
+            ),
+          ),
+        timeoutMs,
+      );
       channel.on("message", (m: StoreMessage) => {
         if (m.type === "ready") {
-          ready = true;
+          if (settled) return;
+          settled = ready = true;
+          clearTimeout(deadline);
+          this.ready = true;
+          this.failedStarts = 0;
           this.latest = m.health;
-          // A restarted host gets the writes the last one never acknowledged.
+          // Requests the last host never acknowledged, and those made while none was ready.
           for (const [id, p] of this.pending) {
             if (p.gen === gen) continue;
             if (RESENDABLE.has(p.payload.op)) {
+              const resent = p.gen !== 0;
               p.gen = gen;
-              channel.post({ id, ...p.payload, resent: true } as StoreRequest);
+              channel.post({ id, ...p.payload, ...(resent ? { resent } : {}) } as StoreRequest);
             } else {
               this.pending.delete(id);
               p.reject(new Error("the store restarted"));
@@ -485,7 +552,7 @@ export class RemoteRecordStore implements RecordStore {
           }
           resolve();
         } else if (m.type === "failed") {
-          if (!ready) reject(new Error(m.error));
+          fail(new Error(m.error));
         } else if (m.type === "health") {
           this.latest = m.health;
         } else {
@@ -498,24 +565,42 @@ export class RemoteRecordStore implements RecordStore {
       });
       channel.on("error", (err: Error) => {
         this.opts.logger.error({ err: String(err) }, `store ${this.host} failed`);
-        if (!ready) reject(err);
+        fail(err);
       });
       channel.on("exit", (code: number | null) => {
         if (!ready) {
-          reject(new Error(`the store ${this.host} exited while starting (${code})`));
+          fail(new Error(`the store ${this.host} exited while starting (${code})`));
           return;
         }
         if (this.closing) return;
-        this.restarts++;
-        this.latest = { ...this.latest, ok: false, lastError: `store ${this.host} exited (${code}); restarting` };
-        const delay = Math.min(5_000, 100 * 2 ** Math.min(this.restarts, 6));
-        this.opts.logger.error({ code, delay }, `store ${this.host} exited; restarting it (writes not acknowledged are resent)`);
-        setTimeout(() => void this.start().catch((err: unknown) => this.opts.logger.error({ err: String(err) }, "store restart failed")), delay).unref();
+        this.ready = false;
+        this.restartLater(`store ${this.host} exited (${code})`);
       });
     });
   }
 
-  /** How often the store host was restarted after it stopped. */
+  /**
+   * Starts the store host again after a backoff, and again after that for as long as starting fails
+   * (the journal keeps taking calls meanwhile; health says why the store is not ok).
+   */
+  private restartLater(reason: string): void {
+    this.restarts++;
+    const delay = Math.min(5_000, 100 * 2 ** Math.min(this.restarts, 6));
+    this.latest = { ...this.latest, ok: false, lastError: `${reason}; restarting it` };
+    this.opts.logger.error({ reason, delay }, `store ${this.host} stopped; restarting it (writes not acknowledged are resent)`);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.closing) return;
+      this.start().catch((err: unknown) => {
+        if (this.closing) return;
+        this.failedStarts++;
+        this.restartLater(`store ${this.host} restart failed: ${err instanceof Error ? err.message : String(err)}`);
+      });
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  /** How often a store host was started again (after it stopped, or after a restart that failed). */
   get restartCount(): number {
     return this.restarts;
   }
@@ -528,12 +613,13 @@ export class RemoteRecordStore implements RecordStore {
     await this.channel.kill();
   }
 
+  /** Posted to the host if one is ready; otherwise kept, and posted to the next one once it is. */
   private call<T>(payload: Payload): Promise<T> {
     if (this.closing && payload.op !== "close") return Promise.reject(new Error("store is closed"));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { payload, gen: this.gen, resolve: resolve as (v: unknown) => void, reject });
-      this.channel.post({ id, ...payload } as StoreRequest);
+      this.pending.set(id, { payload, gen: this.ready ? this.gen : 0, resolve: resolve as (v: unknown) => void, reject });
+      if (this.ready) this.channel.post({ id, ...payload } as StoreRequest);
     });
   }
 
@@ -597,12 +683,15 @@ export class RemoteRecordStore implements RecordStore {
     return this.latest;
   }
 
+  /** While no host is ready, the latest known health (not ok, with the reason) at once. */
   async refreshHealth(): Promise<StoreHealth> {
+    if (!this.ready) return this.latest;
     this.latest = await this.call<StoreHealth>({ op: "health" });
     return this.latest;
   }
 
   memory(): Promise<NodeJS.MemoryUsage | null> {
+    if (!this.ready) return Promise.reject(new Error(`the store ${this.host} is not running`));
     return this.call<NodeJS.MemoryUsage>({ op: "memory" });
   }
 
@@ -610,14 +699,34 @@ export class RemoteRecordStore implements RecordStore {
     return this.call<void>({ op: "flush" });
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
+  /**
+   * Asks the host to close (its log moved into LanceDB) for up to `closeTimeoutMs`, then stops it.
+   * Requests still unanswered are rejected; answered calls the host did not have stay journaled.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutDown();
+    return this.closed;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closing = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     try {
-      await this.call<void>({ op: "close" });
+      if (this.ready) {
+        const ms = this.opts.closeTimeoutMs ?? HOST_CLOSE_DEADLINE_MS;
+        let timer: NodeJS.Timeout | undefined;
+        const inTime = await Promise.race([
+          this.call<void>({ op: "close" }).then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+        ]).finally(() => clearTimeout(timer));
+        if (!inTime) this.opts.logger.warn({ ms }, `the store ${this.host} did not close in time; stopping it (its log is moved into LanceDB at the next start)`);
+      }
     } finally {
+      this.ready = false;
       await this.channel.kill();
       this.journal?.close();
+      for (const p of this.pending.values()) p.reject(new Error("store is closed"));
+      this.pending.clear();
     }
   }
 }

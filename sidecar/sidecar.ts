@@ -61,6 +61,7 @@ export function openSidecarStore(config: Config, opts: SidecarOptions, logger: L
     host: opts.storeHost ?? opts.storeThread ?? cfg.storeHost,
     hostNice: cfg.storeNice,
     ...(adapters ? { adapters: true } : {}),
+    startTimeoutMs: cfg.storeStartTimeoutMs,
   });
 }
 

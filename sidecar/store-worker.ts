@@ -15,8 +15,23 @@ const post = (m: StoreMessage) => {
 };
 const logger = createLogger("sidecar-store", data.logLevel);
 
+/**
+ * Test hook, never set in production: `CLAWLOOP_TEST_STORE_HANG=open|close` makes this host hang at
+ * that point, as LanceDB was once seen to (it cannot be made to hang on demand). The hang holds the
+ * event loop open, as a native operation in flight does, so only the lifecycle's deadlines end it.
+ */
+const TEST_HANG = process.env.CLAWLOOP_TEST_STORE_HANG;
+const hangHere = (at: "open" | "close"): Promise<never> | null =>
+  TEST_HANG === at
+    ? new Promise<never>(() => {
+        logger.warn(`test hook CLAWLOOP_TEST_STORE_HANG: hanging in ${at}`);
+        setInterval(() => undefined, 1 << 30);
+      })
+    : null;
+
 /** A store host left behind by a sidecar that was killed may still hold the table locks briefly. */
 async function openStore(): Promise<Store> {
+  await hangHere("open");
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
@@ -28,46 +43,80 @@ async function openStore(): Promise<Store> {
   }
 }
 
-let store: Store;
+let store: Store | null = null;
+let timer: NodeJS.Timeout | undefined;
+let closing: Promise<void> | null = null;
+
+function close(): Promise<void> {
+  closing ??= (async () => {
+    clearInterval(timer);
+    await hangHere("close");
+    await store?.close();
+  })();
+  return closing;
+}
+
+const opening = openStore();
+
+// A child process whose sidecar went away (even by kill -9) must go too, or it keeps the table
+// locks and the next sidecar cannot start. Registered before the store opens, so that a sidecar
+// gone while this host starts is noticed as well.
+if (asProcess) {
+  let leaving = false;
+  const leave = () => {
+    if (leaving) return;
+    leaving = true;
+    // Ref'd on purpose: it can only make this process end sooner.
+    setTimeout(() => {
+      logger.warn({ ms: data.exitDeadlineMs }, "the store did not close in time after the sidecar went away; exiting anyway (nothing is lost: the next sidecar start replays its journal and this log)");
+      process.exit(0);
+    }, data.exitDeadlineMs);
+    // Everything acknowledged is in the log already; move what can be moved into LanceDB and
+    // release the locks.
+    void opening
+      .then(() => close())
+      .catch(() => undefined)
+      .finally(() => process.exit(0));
+  };
+  process.on("disconnect", leave);
+  // The channel may have closed before this module ran (it loads asynchronously).
+  if (!process.connected) leave();
+  // Ctrl-C reaches the whole process group: the sidecar closes this host itself.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => undefined);
+}
+
 try {
-  store = await openStore();
+  store = await opening;
 } catch (err) {
   post({ type: "failed", error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }
-const turns = new TurnWriter(store, new CachedMasker(data.maskSecrets, data.secretPatterns));
-let closed = false;
-
-async function close(): Promise<void> {
-  if (closed) return;
-  closed = true;
-  clearInterval(timer);
-  await store.close();
-}
+const opened: Store = store;
+const turns = new TurnWriter(opened, new CachedMasker(data.maskSecrets, data.secretPatterns));
 
 async function handle(m: StoreRequest): Promise<unknown> {
   switch (m.op) {
     case "putTurn":
       return turns.put(decodeJob(m.bytes), m.resent === true);
     case "put":
-      store.put(m.table, m.row as Tables[TableName]);
+      opened.put(m.table, m.row as Tables[TableName]);
       return undefined;
     case "list":
-      return store.list(m.table, m.q);
+      return opened.list(m.table, m.q);
     case "listFields":
-      return store.listFields(m.table, m.fields as never[], m.q);
+      return opened.listFields(m.table, m.fields as never[], m.q);
     case "get":
-      return store.get(m.table, m.key);
+      return opened.get(m.table, m.key);
     case "count":
-      return store.count(m.table, m.where);
+      return opened.count(m.table, m.where);
     case "lastTurn":
-      return lastTurn(store, m.where);
+      return lastTurn(opened, m.where);
     case "health":
-      return store.health();
+      return opened.health();
     case "memory":
       return process.memoryUsage();
     case "flush":
-      return store.flush();
+      return opened.flush();
     case "close":
       await close();
       return undefined;
@@ -81,24 +130,19 @@ const onMessage = (m: StoreRequest) => {
   );
 };
 if (parentPort) parentPort.on("message", onMessage);
-else {
-  process.on("message", onMessage);
-  // The sidecar went away (even by kill -9): everything acknowledged is in the log already; move
-  // what can be moved into LanceDB, release the locks, and go.
-  process.on("disconnect", () => {
-    void close().finally(() => process.exit(0));
-  });
-  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => undefined);
-}
+else process.on("message", onMessage);
 
-// The proxy reads health without asking (metrics, status).
+// The proxy reads health without asking (metrics, status); not once a sidecar that went away while
+// this host opened has it closing.
 let last = "";
-const timer = setInterval(() => {
-  const health: StoreHealth = store.health();
-  const text = JSON.stringify(health);
-  if (text !== last) {
-    last = text;
-    post({ type: "health", health });
-  }
-}, 200);
-post({ type: "ready", health: store.health() });
+if (!closing) {
+  timer = setInterval(() => {
+    const health: StoreHealth = opened.health();
+    const text = JSON.stringify(health);
+    if (text !== last) {
+      last = text;
+      post({ type: "health", health });
+    }
+  }, 200);
+}
+post({ type: "ready", health: opened.health() });
