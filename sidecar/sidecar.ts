@@ -9,6 +9,7 @@ import { createLogger, dataPaths, readOrCreateToken, type Config, type Logger, t
 import { mountControlApi } from "./control.js";
 import { mountDashboard } from "./dashboard/index.js";
 import { tuneHeap } from "./heap.js";
+import { processMallocTrimmer } from "./malloc-trim.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
 import { SessionInference, SideRules } from "./inference/index.js";
@@ -101,6 +102,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   }
   const logger = opts.logger ?? createLogger("sidecar", config.logLevel);
   tuneHeap(logger);
+  const trimmer = processMallocTrimmer({ logger });
   const paths = dataPaths(config.dataDir);
   fs.mkdirSync(paths.root, { recursive: true });
   const token = readOrCreateToken(paths.root);
@@ -158,6 +160,9 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
           res.writeHead(500).end(String(err));
         });
     } else {
+      // Model calls are what fill the malloc heap; the control API's reads (a dashboard polls
+      // them) must not keep it from ever being quiet.
+      trimmer.touch();
       proxy.handle(req, res);
     }
   });

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
 import { decodeJob, lastTurn, recordTables, STORE_DATA_ENV, TurnWriter, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
+import { processMallocTrimmer } from "./malloc-trim.js";
 import { CachedMasker } from "./turns.js";
 
 const asProcess = !parentPort;
@@ -123,7 +124,12 @@ async function handle(m: StoreRequest): Promise<unknown> {
   }
 }
 
+// A store process gives freed memory back once the proxy has been quiet for a while; the wait
+// outlasts the write-behind flush into LanceDB (1 s after the last write), which allocates the most.
+// (A store thread shares the proxy process's trimmer.)
+const trimmer = asProcess ? processMallocTrimmer({ logger, quietMs: 2_500 }) : null;
 const onMessage = (m: StoreRequest) => {
+  trimmer?.touch();
   handle(m).then(
     (value) => post({ type: "reply", id: m.id, ok: true, value }),
     (err: unknown) => post({ type: "reply", id: m.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
