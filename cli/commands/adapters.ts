@@ -11,7 +11,7 @@ import { Command } from "commander";
 import { readPruned, readVersionManifest } from "../../adapters/index.js";
 import { dataPaths, Store, type AdapterVersion, type Config } from "../../core/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
-import { sidecarUrl } from "./up.js";
+import { sidecarUrl } from "../up-file.js";
 
 interface AdaptersFlags extends CommonFlags {
   url?: string;

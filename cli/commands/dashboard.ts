@@ -2,9 +2,10 @@
 // The link goes to stdout alone (so `xdg-open "$(clawloop dashboard)"` works); hints go to stderr.
 import fs from "node:fs";
 import { Command } from "commander";
-import { dataPaths, type ConfigOverrides } from "../../core/index.js";
+import { dataPaths, type Config, type ConfigOverrides } from "../../core/index.js";
 import { dashboardLink } from "../../sidecar/index.js";
 import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
+import { localUrl, sidecarUrl } from "../up-file.js";
 
 interface DashboardFlags extends CommonFlags {
   port?: string;
@@ -12,10 +13,13 @@ interface DashboardFlags extends CommonFlags {
   url?: string;
 }
 
-/** A sidecar's address as a browser on this machine reaches it: "everywhere" becomes loopback. */
-export function localUrl(host: string, port: number): string {
-  const h = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "::1" : host;
-  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
+/**
+ * The sidecar to sign in to: `--url`; else `--port`/`--host` (over the configured address); else
+ * the running `clawloop up`'s (its port may differ from the configured one); else the configured.
+ */
+export function dashboardUrl(config: Config, flags: Pick<DashboardFlags, "url" | "port" | "host">): string {
+  if (flags.url || flags.port !== undefined || flags.host) return flags.url ?? localUrl(config.sidecar.host, config.sidecar.port);
+  return sidecarUrl(config);
 }
 
 /**
@@ -55,7 +59,7 @@ export function register(program: Command): void {
     program
       .command("dashboard")
       .description("Print the link that signs your browser in to the dashboard of the running sidecar.")
-      .option("--port <port>", "the sidecar's port (default: sidecar.port, 11435)")
+      .option("--port <port>", "the sidecar's port (default: the running `clawloop up`'s, else sidecar.port, 11435)")
       .option("--host <host>", "the sidecar's address (default: sidecar.host, 127.0.0.1)")
       .option("--url <url>", "the sidecar's base URL, instead of --host/--port"),
   ).action(async (flags: DashboardFlags) => {
@@ -63,7 +67,7 @@ export function register(program: Command): void {
     if (flags.port !== undefined) sidecar.port = Number(flags.port);
     if (flags.host) sidecar.host = flags.host;
     const config = configFrom(flags, { sidecar });
-    const url = flags.url ?? localUrl(config.sidecar.host, config.sidecar.port);
+    const url = dashboardUrl(config, flags);
     const link = await findDashboardLink({ dataDir: config.dataDir, url });
     process.stderr.write("Open this link to sign your browser in to the clawloop dashboard (keep it private: it carries the control token):\n");
     process.stdout.write(`${link}\n`);

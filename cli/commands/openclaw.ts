@@ -4,6 +4,7 @@ import { Command } from "commander";
 import type { Config } from "../../core/index.js";
 import { findOpenClawCli, installOpenClaw, openclawStatus, uninstallOpenClaw } from "../openclaw/index.js";
 import { configFrom, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
+import { localUrl } from "../up-file.js";
 
 interface OpenClawFlags extends CommonFlags {
   dryRun?: boolean;
@@ -13,10 +14,7 @@ interface OpenClawFlags extends CommonFlags {
 }
 
 /** Where the plugin and the provider reach the sidecar: its configured address, loopback for a wildcard bind. */
-function sidecarUrlOf(config: Config): string {
-  const host = ["0.0.0.0", "::", ""].includes(config.sidecar.host) ? "127.0.0.1" : config.sidecar.host;
-  return `http://${host.includes(":") ? `[${host}]` : host}:${config.sidecar.port}`;
-}
+const sidecarUrlOf = (config: Config) => localUrl(config.sidecar.host, config.sidecar.port);
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 

@@ -20,7 +20,7 @@ import { latestRows, type ReadStore } from "../../sidecar/index.js";
 import { readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
-import { readUpFile, sidecarUrl } from "./up.js";
+import { readUpFile, sidecarUrl } from "../up-file.js";
 
 interface StatusFlags extends CommonFlags {
   url?: string;

@@ -19,7 +19,8 @@ import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgme
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
 import { defaultEngineThreads, ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
-import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
+import { readUpFile, upFile, type UpFile } from "../up-file.js";
 
 interface UpFlags extends CommonFlags {
   upstream?: string;
@@ -28,42 +29,6 @@ interface UpFlags extends CommonFlags {
   host?: string;
   enginePort?: string;
   upstreamKind?: string;
-}
-
-/** `<data>/loops/up.json`: what `clawloop up` started, for the other commands. */
-export interface UpFile {
-  pid: number;
-  sidecar: string;
-  engine: string | null;
-  upstream: string;
-  model: string | null;
-  trainerPid: number | null;
-  startedAt: string;
-}
-
-export function upFile(dataDir: string): string {
-  return path.join(dataPaths(dataDir).loops, "up.json");
-}
-
-
-/** The running `clawloop up` of this data directory, if any. */
-export function readUpFile(dataDir: string): UpFile | null {
-  try {
-    const up = JSON.parse(fs.readFileSync(upFile(dataDir), "utf8")) as UpFile;
-    return typeof up.pid === "number" && processAlive(up.pid) ? up : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The sidecar's base URL: the running `up`'s, else the configured address. */
-export function sidecarUrl(config: Config, explicit?: string): string {
-  if (explicit) return explicit.replace(/\/+$/, "");
-  const up = readUpFile(config.dataDir);
-  if (up) return up.sidecar;
-  const h = config.sidecar.host;
-  const host = h === "0.0.0.0" || h === "" ? "127.0.0.1" : h === "::" ? "[::1]" : h.includes(":") ? `[${h}]` : h;
-  return `http://${host}:${config.sidecar.port}`;
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {

@@ -4,7 +4,9 @@
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Store, type Judgment } from "../../core/index.js";
-import { findDashboardLink, localUrl } from "../../cli/commands/dashboard.js";
+import { dashboardUrl, findDashboardLink } from "../../cli/commands/dashboard.js";
+import { localUrl, upFile } from "../../cli/up-file.js";
+import { loadConfig } from "../../core/index.js";
 import { dashboardLink } from "../../sidecar/index.js";
 import { seedDataDir, type Seeded } from "./dashboard-seed.js";
 import { removeTmpDirs, rig, tmpDir, type Rig } from "./sidecar-helpers.js";
@@ -294,6 +296,21 @@ describe("clawloop dashboard", () => {
     expect(localUrl("0.0.0.0", 11435)).toBe("http://127.0.0.1:11435");
     expect(localUrl("::", 11435)).toBe("http://[::1]:11435");
     expect(dashboardLink("http://0.0.0.0:9/", "t")).toBe("http://127.0.0.1:9/clawloop/?token=t");
+  });
+
+  it("finds the running `clawloop up`'s sidecar, whose port may not be the configured one; --url, --port and --host win", () => {
+    const dataDir = tmpDir("clawloop-dashboard-up-");
+    const config = loadConfig({ file: null, flags: { dataDir } });
+    expect(dashboardUrl(config, {})).toBe("http://127.0.0.1:11435");
+    fs.mkdirSync(`${dataDir}/loops`, { recursive: true });
+    // A live pid (this process): as `clawloop up` writes it while it runs.
+    fs.writeFileSync(upFile(dataDir), JSON.stringify({ pid: process.pid, sidecar: r.sc.url, engine: null, upstream: "http://u", model: null, trainerPid: null, startedAt: new Date().toISOString() }));
+    expect(dashboardUrl(config, {})).toBe(r.sc.url);
+    expect(dashboardUrl(config, { port: "11435" })).toBe("http://127.0.0.1:11435");
+    expect(dashboardUrl(config, { url: "http://h:1" })).toBe("http://h:1");
+    // An up.json left behind by an `up` that is gone is not followed.
+    fs.writeFileSync(upFile(dataDir), JSON.stringify({ pid: 2 ** 22 + 17, sidecar: r.sc.url }));
+    expect(dashboardUrl(config, {})).toBe("http://127.0.0.1:11435");
   });
 
   it("says what to do when there is no token, no sidecar, or another data directory's sidecar", async () => {
