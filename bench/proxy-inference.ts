@@ -16,6 +16,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import { EXIT_WITH_PARENT_ENV } from "../cli/shared.js";
 
 export interface InferenceSectionOptions {
   /** The bench upstream (`http://host:port`). */
@@ -77,8 +78,8 @@ async function startSidecar(name: string, opts: InferenceSectionOptions, env: No
   const data = fs.mkdtempSync(path.join(os.tmpdir(), `clawloop-bench-inference-${name}-`));
   // Executed as a user's shell does, on this Node.
   const child = spawn(opts.cli, ["sidecar", "--upstream", `${opts.upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
+    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, [EXIT_WITH_PARENT_ENV]: "1", ...env },
   });
   const url = await new Promise<string>((resolve, reject) => {
     const rl = readline.createInterface({ input: child.stdout! });

@@ -32,6 +32,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { EXIT_WITH_PARENT_ENV } from "../cli/shared.js";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
 import { inferenceSection } from "./proxy-inference.js";
 
@@ -50,9 +51,23 @@ const { values: args } = parseArgs({
     hold: { type: "string", default: "0" },
     /** Write a CPU profile of every sidecar process (proxy and store) to this directory (node --cpu-prof). */
     profile: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   },
   allowNegative: true,
 });
+if (args.help) {
+  process.stdout.write(`npm run bench:proxy [-- options]   (node dist/bench/proxy.js)
+  --quick              fewer rounds, for a smoke run (~1 minute)
+  --only SECTIONS      latency, memory and/or inference (comma-separated)
+  --hosts HOSTS        store hosts for the memory section: process,worker
+  --turns N            calls recorded in the memory section (10000)
+  --no-inference       without the session-inference section
+  --tokens N, --tps N  the upstream's answer length and token rate per stream (32, 200)
+  --hold S             keep each memory-section sidecar running S seconds after measuring
+  --profile DIR        CPU profiles of the sidecars' processes (node --cpu-prof)
+`);
+  process.exit(0);
+}
 
 const TOKENS = Number(args.tokens);
 const TPS = Number(args.tps);
@@ -359,10 +374,16 @@ async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSid
   // Executed as a user's shell does (bin/clawloop.js then gives the sidecar its malloc settings), on
   // this Node. A profile is asked for through NODE_OPTIONS, which the store process inherits: it is
   // profiled too (the profiles are named by pid).
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, CLAWLOOP_SIDECAR_STORE_HOST: host };
+  // Over the IPC channel it learns when this process is gone, however it ended (cli/shared.ts).
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`,
+    CLAWLOOP_SIDECAR_STORE_HOST: host,
+    [EXIT_WITH_PARENT_ENV]: "1",
+  };
   if (args.profile) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${path.resolve(args.profile)}`.trim();
   const child = spawn(path.join(ROOT, "bin", "clawloop.js"), ["sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
     env,
   });
   const url = await waitForJsonLine(child, (r) => (r.msg === "sidecar listening" && typeof r.url === "string" ? r.url : null));
@@ -517,10 +538,10 @@ async function main(): Promise<void> {
   for (const x of sections) if (!all.includes(x)) throw new Error(`--only: "${x}" is not one of ${all.join(", ")}`);
   for (const h of hosts) if (h !== "process" && h !== "worker") throw new Error(`--hosts: "${h}" is not process or worker`);
   try {
-    const upstream = spawn(process.execPath, [self, "--role", "upstream", "--tokens", String(TOKENS), "--tps", String(TPS)], { stdio: ["ignore", "pipe", "inherit"] });
+    const upstream = spawn(process.execPath, [self, "--role", "upstream", "--tokens", String(TOKENS), "--tps", String(TPS)], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
     children.push(upstream);
     const upstreamUrl = await waitForJsonLine(upstream, (r) => (typeof r.url === "string" ? r.url : null));
-    const relay = spawn(process.execPath, [self, "--role", "relay", "--target", upstreamUrl], { stdio: ["ignore", "pipe", "inherit"] });
+    const relay = spawn(process.execPath, [self, "--role", "relay", "--target", upstreamUrl], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
     children.push(relay);
     const relayUrl = await waitForJsonLine(relay, (r) => (typeof r.url === "string" ? r.url : null));
     const kb = (p: Profile) => makeRequest(p, 0).body.length / 1024;
@@ -626,6 +647,8 @@ async function status(url: string, token: string): Promise<{ turns: number; wait
   return { turns: s.counts.turns, waitingInLog: s.store.waitingInLog, memory: s.memory };
 }
 
+// The upstream and the relay end with this run, however it ended (their IPC channel closes).
+if (args.role !== "main") process.on("disconnect", () => process.exit(0));
 if (args.role === "upstream") {
   await runUpstream();
 } else if (args.role === "relay") {
