@@ -160,9 +160,10 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
           res.writeHead(500).end(String(err));
         });
     } else {
-      // Model calls are what fill the malloc heap; the control API's reads (a dashboard polls
-      // them) must not keep it from ever being quiet.
+      // Model calls are what fill the malloc heap (from their start to their answer's end); the
+      // control API's reads (a dashboard polls them) must not keep it from ever being quiet.
       trimmer.touch();
+      res.once("close", trimmer.touch);
       proxy.handle(req, res);
     }
   });
