@@ -7,9 +7,14 @@
 // above}: `above` is the newest version number that existed when it obeyed), so after a restart
 // it continues from the newest version it wrote on top of V, not from V again, without
 // comparing clocks between processes.
+//
+// Either way, it never continues from a version the switchboard rejected, nor from one that
+// rejection makes untrusted (trainer/verdicts.ts): it goes back along the parents to the nearest
+// version still trusted (the live one, as a rule), or starts a fresh adapter when there is none.
 import fs from "node:fs";
 import path from "node:path";
 import { readHead, type Head } from "../adapters/index.js";
+import { NO_VERDICTS, untrustedVersions, type LineageLink, type Verdicts } from "./verdicts.js";
 import type { VersionEntry } from "./versions.js";
 import { writeFileAtomic } from "./versions.js";
 
@@ -26,6 +31,17 @@ export interface Tip {
   rolledBackTo: string | null;
   /** Set when HEAD names a version that does not exist (it is then ignored). */
   problem: string | null;
+  /** Set when the version the lineage would continue from is untrusted, and `tip` is an older one. */
+  passedOver: PassedOver | null;
+}
+
+export interface PassedOver {
+  /** The version the lineage would have continued from. */
+  version: string;
+  /** The rejected versions that make it untrusted, and the switchboard's reasons. */
+  rejected: { version: string; reason: string }[];
+  /** The untrusted versions walked back over, newest first (`version` first). */
+  abandoned: string[];
 }
 
 export function obeyedHeadFile(stateDir: string): string {
@@ -51,20 +67,71 @@ export function newHead(adaptersDir: string, stateDir: string): Head | null {
 }
 
 /** What the lineage walk needs of a version deleted by retention (adapters/drivers/pruned.ts). */
-export interface PrunedLink {
-  version: number;
-  parent: string | null;
+export type PrunedLink = LineageLink;
+
+/** Parent links of the versions on disk and of those deleted by retention (a version on disk wins). */
+export function lineageLinks(versions: readonly VersionEntry[], pruned: ReadonlyMap<string, PrunedLink>): Map<string, LineageLink> {
+  const links = new Map<string, LineageLink>();
+  for (const [name, p] of pruned) links.set(name, { version: p.version, parent: p.parent });
+  for (const v of versions) links.set(v.name, { version: v.version, parent: v.manifest.parent });
+  return links;
+}
+
+export interface TipSources {
+  /** Versions deleted by retention, by name: the lineage goes through them too. */
+  pruned?: ReadonlyMap<string, PrunedLink>;
+  /** The switchboard's verdicts (none: every version is trusted). */
+  verdicts?: Verdicts;
 }
 
 /**
- * `pruned`: versions deleted by retention, by name. The walk from a version back to the rollback
- * target goes through them too, so deleting a version in the middle of a lineage does not cut it.
+ * `pruned`: the walk from a version back to the rollback target (or to a trusted ancestor) goes
+ * through versions deleted by retention too, so deleting a version in the middle of a lineage does
+ * not cut it.
  */
-export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateDir: string, pruned: ReadonlyMap<string, PrunedLink> = new Map()): Tip {
+export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateDir: string, sources: TipSources = {}): Tip {
+  const byName = new Map(versions.map((v) => [v.name, v]));
+  const links = lineageLinks(versions, sources.pruned ?? new Map());
+  const link = (name: string): PrunedLink | undefined => links.get(name);
+  const lineage = followHead(versions, adaptersDir, stateDir, byName, link);
+  if (!lineage.tip) return { ...lineage, passedOver: null };
+  const verdicts = sources.verdicts ?? NO_VERDICTS;
+  const untrusted = untrustedVersions(links, verdicts);
+  if (!untrusted.has(lineage.tip.name)) return { ...lineage, passedOver: null };
+  // Back along the parents to the nearest trusted version whose files are still there.
+  const abandoned: string[] = [];
+  const walked = new Set<string>();
+  let name: string | null = lineage.tip.name;
+  while (name !== null && (untrusted.has(name) || !byName.has(name)) && !walked.has(name)) {
+    walked.add(name);
+    if (untrusted.has(name)) abandoned.push(name);
+    name = link(name)?.parent ?? null;
+  }
+  // (A parent loop in hand-edited manifests ends the walk: start afresh rather than loop forever.)
+  if (name !== null && walked.has(name)) name = null;
+  const causes = untrusted.get(lineage.tip.name)!;
+  return {
+    ...lineage,
+    tip: name === null ? null : byName.get(name)!,
+    passedOver: {
+      version: lineage.tip.name,
+      rejected: causes.map((v) => ({ version: v, reason: verdicts.rejected.get(v)! })),
+      abandoned,
+    },
+  };
+}
+
+/** The tip by the newest version and HEAD.json alone. */
+function followHead(
+  versions: VersionEntry[],
+  adaptersDir: string,
+  stateDir: string,
+  byName: ReadonlyMap<string, VersionEntry>,
+  link: (name: string) => PrunedLink | undefined,
+): Omit<Tip, "passedOver"> {
   const newest = versions.at(-1) ?? null;
   const head = readHead(adaptersDir);
   if (!head) return { tip: newest, rolledBackTo: null, problem: null };
-  const byName = new Map(versions.map((v) => [v.name, v]));
   let obeyed = readObeyed(stateDir);
   let rolledBackTo: string | null = null;
   if (!sameHead(head, obeyed)) {
@@ -76,10 +143,6 @@ export function resolveTip(versions: VersionEntry[], adaptersDir: string, stateD
     rolledBackTo = head.version;
   }
   const root = byName.get(obeyed!.version);
-  const link = (name: string): PrunedLink | undefined => {
-    const v = byName.get(name);
-    return v ? { version: v.version, parent: v.manifest.parent } : pruned.get(name);
-  };
   // Versions written after the rollback descend from its target through versions also written after it.
   const descends = (v: VersionEntry): boolean => {
     let name: string | null = v.name;

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readProbeFile, readPruned, writeHead } from "../adapters/index.js";
 import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
@@ -12,7 +13,7 @@ import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { readStatus } from "./status.js";
 import { fakeBackend, fakeModel } from "./testing/fake-backend.js";
-import { listVersions, sha256File } from "./versions.js";
+import { listVersions, readManifest, sha256File } from "./versions.js";
 import { TrainerState } from "./state.js";
 import { until } from "../test/support/until.js";
 
@@ -500,5 +501,166 @@ describe("train loop: retention", () => {
     await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000002", () => listVersions(adapters()).length === 2);
     expect(sha256File(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toBe(v4);
+  });
+});
+
+describe("train loop: the switchboard's verdicts", () => {
+  /** The `adapters` table as the sidecar's switchboard writes it (sidecar/hotload/switchboard.ts putRow). */
+  async function switchboardTable() {
+    const table = await Store.open({ dataDir, writes: ["adapters"], flushIntervalMs: 50 });
+    const rows = new Map<string, AdapterVersion>();
+    const put = async (name: string, patch: Partial<AdapterVersion>) => {
+      const dir = path.join(adapters(), name);
+      const row: AdapterVersion = rows.get(name) ?? {
+        id: name, version: Number(name.slice(1)), dir, manifest: readManifest(dir)!, status: "candidate", statusReason: null,
+        pinned: false, loadedAt: null, liveAt: null, retiredAt: null,
+      };
+      rows.set(name, { ...row, ...patch });
+      table.put("adapters", rows.get(name)!);
+      // Flushed: what the trainer reads is LanceDB, as it is with the sidecar's store host.
+      await table.flush();
+    };
+    const now = () => new Date().toISOString();
+    return {
+      live: async (name: string, previous?: string) => {
+        if (previous) await put(previous, { status: "retired", statusReason: `replaced by ${name}`, retiredAt: now() });
+        await put(name, { status: "live", loadedAt: now(), liveAt: now() });
+      },
+      rejected: (name: string, reason: string) => put(name, { status: "rejected", statusReason: reason, loadedAt: now() }),
+      put,
+      close: () => table.close(),
+    };
+  }
+
+  function capturingLogger() {
+    const logs: { level: number; msg: string; [k: string]: unknown }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    return { logger, warnings: () => logs.filter((l) => l.level === 40) };
+  }
+
+  /** Adapter bytes of the last version after training these batches one after another in a fresh data directory. */
+  async function reference(batches: [number, number][]): Promise<string> {
+    await freshDataDir();
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    for (const [k, [from, to]] of batches.entries()) {
+      await addJudged(from, to);
+      await until(`reference version ${k + 1}`, () => listVersions(adapters()).length === k + 1);
+    }
+    return sha256File(path.join(listVersions(adapters()).at(-1)!.dir, "adapter_model.safetensors"));
+  }
+
+  const REASON = "log-prob check failed: mean |measured − predicted| 2.000 > 0.550";
+
+  it("does not build on a rejected version: the next one has the live version as parent and grows from its weights", async () => {
+    const table = await switchboardTable();
+    const { logger, warnings } = capturingLogger();
+    await addJudged(1, 2);
+    const loop = await startTrainLoop(config({ batchSize: 2, maxWaitSec: 0 }), { backend: fakeBackend(), model: "/models/fake.gguf", logger });
+    loops.push(loop);
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await table.live("v000001");
+    await addJudged(3, 4);
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    const v2Bytes = fs.readFileSync(path.join(adapters(), "v000002", "adapter_model.safetensors"));
+    await table.rejected("v000002", REASON);
+    await addJudged(5, 6);
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    const v3 = listVersions(adapters())[2]!;
+    expect(v3.manifest).toMatchObject({ parent: "v000001", step: 2, sampleIds: ["call-5", "call-6"] });
+    // The rejected version stays on disk as it was; its samples are not trained again.
+    expect(fs.readFileSync(path.join(adapters(), "v000002", "adapter_model.safetensors"))).toEqual(v2Bytes);
+    expect(allTrained()).toEqual(calls(1, 6));
+    expect(warnings().map((w) => w.msg)).toEqual([`not building on v000002: v000002 was rejected by the switchboard (${REASON}); continuing from v000001`]);
+    expect(warnings()[0]).toMatchObject({ continuingFrom: "v000001", rejected: [{ version: "v000002", reason: REASON }], abandoned: ["v000002"] });
+    // The next step goes on from there, without another warning.
+    await addJudged(7, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    expect(listVersions(adapters())[3]!.manifest).toMatchObject({ parent: "v000003", step: 3 });
+    expect(warnings()).toHaveLength(1);
+    await loop.stop();
+    await table.close();
+    const v3Bytes = sha256File(path.join(v3.dir, "adapter_model.safetensors"));
+
+    // v000003 is v000001 (with its optimizer moments) plus one step on call-5/6.
+    expect(await reference([[1, 2], [5, 6]])).toBe(v3Bytes);
+  });
+
+  it("abandons a version built on one that is rejected later, and continues from the live one", async () => {
+    const table = await switchboardTable();
+    await addJudged(1, 2);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await table.live("v000001");
+    // v000002 and v000003 (on v000002) are written before the switchboard has a verdict on v000002.
+    await addJudged(3, 6);
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    expect(listVersions(adapters())[2]!.manifest.parent).toBe("v000002");
+    await table.rejected("v000002", REASON);
+    await addJudged(7, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    expect(listVersions(adapters())[3]!.manifest).toMatchObject({ parent: "v000001", step: 2, sampleIds: ["call-7", "call-8"] });
+    const v4Bytes = sha256File(path.join(adapters(), "v000004", "adapter_model.safetensors"));
+    expect(allTrained()).toEqual(calls(1, 8));
+    await table.close();
+
+    expect(await reference([[1, 2], [7, 8]])).toBe(v4Bytes);
+  });
+
+  it("after a restart, still does not continue from a rejected version", async () => {
+    const table = await switchboardTable();
+    await addJudged(1, 4);
+    const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    await a.stop();
+    await table.live("v000001");
+    await table.rejected("v000002", REASON);
+    await table.close();
+    await addJudged(5, 6);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    expect(listVersions(adapters())[2]!.manifest).toMatchObject({ parent: "v000001", step: 2 });
+  });
+
+  it("starts a fresh adapter when no version in the lineage passed the check", async () => {
+    const table = await switchboardTable();
+    await addJudged(1, 2);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await table.rejected("v000001", "probe under clawloop-v000001 failed: HTTP 500");
+    await addJudged(3, 4);
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    expect(listVersions(adapters())[1]!.manifest).toMatchObject({ parent: null, step: 1, sampleIds: ["call-3", "call-4"] });
+    const v2Bytes = sha256File(path.join(adapters(), "v000002", "adapter_model.safetensors"));
+    await table.close();
+
+    // The same as a first step on call-3/4 from a fresh adapter and fresh optimizer moments.
+    expect(await reference([[3, 4]])).toBe(v2Bytes);
+  });
+
+  it("verdicts without a rejection change nothing: the same lineage and bytes as with no sidecar at all", async () => {
+    const table = await switchboardTable();
+    await addJudged(1, 2);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    await table.live("v000001");
+    await addJudged(3, 4);
+    await until("v000002", () => listVersions(adapters()).length === 2);
+    await table.live("v000002", "v000001");
+    await addJudged(5, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    // v000003 was overtaken by v000004 before it was loaded; v000004 waits (e.g. a pin).
+    await table.put("v000003", { status: "retired", statusReason: "superseded by v000004 before it was loaded", retiredAt: new Date().toISOString() });
+    await table.put("v000004", { statusReason: "pinned to v000002; unpin to go on" });
+    await addJudged(9, 10);
+    await until("v000005", () => listVersions(adapters()).length === 5);
+    const withVerdicts = listVersions(adapters()).map((v) => [v.manifest.parent, v.manifest.files]);
+    await table.close();
+    expect(withVerdicts.map(([parent]) => parent)).toEqual([null, "v000001", "v000002", "v000003", "v000004"]);
+
+    await freshDataDir();
+    await addJudged(1, 10);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000005", () => listVersions(adapters()).length === 5);
+    expect(listVersions(adapters()).map((v) => [v.manifest.parent, v.manifest.files])).toEqual(withVerdicts);
   });
 });

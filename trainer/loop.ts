@@ -7,6 +7,10 @@
 // train_steps row. A restart resumes from the newest complete version and its optimizer state and
 // takes "already trained on" from the manifests, so no sample is reused and none skipped.
 //
+// Which version a step grows (trainer/lineage.ts): the newest, unless a rollback (HEAD.json) names
+// another or the sidecar's switchboard rejected it (trainer/verdicts.ts, looked at before every
+// step): then the nearest version still trusted, the live one as a rule.
+//
 // Pausing (`<data>/train.paused`, core/train-pause.ts): looked at before every step; while it is
 // there no step starts (the one in progress finishes), samples keep accumulating and are trained on
 // after the resume. Retention (trainer/retention.ts): after each step, old versions go.
@@ -19,7 +23,7 @@ import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./b
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
-import { newHead, resolveTip } from "./lineage.js";
+import { lineageLinks, newHead, resolveTip } from "./lineage.js";
 import { Retention, retainVersions } from "./retention.js";
 import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
@@ -28,6 +32,7 @@ import { StoreSampleSource, type ReadySample } from "./source.js";
 import { newStatus, writeStatus, type TrainStatus } from "./status.js";
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
+import { NO_VERDICTS, readVerdictsOr, untrustedVersions, type Verdicts } from "./verdicts.js";
 import { listVersions, removeTemporaries, trainedCounts, versionName, writeAdapterDir, type VersionEntry } from "./versions.js";
 
 export interface TrainLoopOptions {
@@ -120,6 +125,8 @@ class ContinuousTrainer implements TrainLoop {
   private optimizer!: Optimizer;
   /** The version the next step continues from. */
   private latest: VersionEntry | null = null;
+  /** The switchboard's verdicts as last read (trainer/verdicts.ts). */
+  private verdicts: Verdicts = NO_VERDICTS;
   /** The highest version number in the directory (new versions take the next one). */
   private newestVersion = 0;
   private uses = new Map<string, number>();
@@ -162,40 +169,57 @@ class ContinuousTrainer implements TrainLoop {
     return structuredClone(this.current);
   }
 
-  /** Loads the newest complete version and its optimizer state, or starts a fresh adapter. */
-  async resume(): Promise<void> {
+  /**
+   * Loads the version to continue from (the newest, or as HEAD.json and the switchboard's verdicts
+   * say: trainer/lineage.ts) and its optimizer state, or starts a fresh adapter. `verdicts`: as
+   * just read (otherwise read here).
+   */
+  async resume(verdicts?: Verdicts): Promise<void> {
     fs.mkdirSync(this.adaptersDir, { recursive: true });
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
+    verdicts ??= await readVerdictsOr(this.store, this.verdicts, this.logger);
     const versions = listVersions(this.adaptersDir);
     // Versions deleted by retention still count: their samples are done, their numbers taken.
     const present = new Set(versions.map((v) => v.name));
     const pruned = new Map([...readPruned(this.adaptersDir)].filter(([name]) => !present.has(name)));
     // Samples of versions abandoned by a rollback count as used: the rollback undid what they
-    // taught on purpose, and training on them again would likely teach it again.
+    // taught on purpose, and training on them again would likely teach it again. So do those of
+    // versions abandoned after a rejection: the samples may be what broke the step, and training
+    // on them again could be rejected again.
     this.uses = trainedCounts([...versions.map((v) => v.manifest), ...pruned.values()]);
     this.newestVersion = [...pruned.values()].reduce((n, p) => Math.max(n, p.version), versions.at(-1)?.version ?? 0);
-    const { tip, rolledBackTo, problem } = resolveTip(versions, this.adaptersDir, this.state.dir, pruned);
+    const { tip, rolledBackTo, problem, passedOver } = resolveTip(versions, this.adaptersDir, this.state.dir, { pruned, verdicts });
     if (problem) this.logger.warn(problem);
     if (rolledBackTo) this.logger.info({ version: rolledBackTo }, "continuing from a rolled-back version");
-    this.latest = tip;
-    this.optimizer = this.backend.createOptimizer(this.config.train);
-    if (!this.latest) {
+    if (passedOver) {
+      const from = tip?.name ?? null;
+      const why = passedOver.rejected.map((r) => `${r.version} was rejected by the switchboard (${r.reason})`).join("; ");
+      this.logger.warn(
+        { passedOver: passedOver.version, rejected: passedOver.rejected, abandoned: passedOver.abandoned, continuingFrom: from },
+        `not building on ${passedOver.version}: ${why}; ${from ? `continuing from ${from}` : "no version before it passed the check: starting a fresh adapter"}`,
+      );
+    }
+    const optimizer = this.backend.createOptimizer(this.config.train);
+    if (!tip) {
       this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
+      this.optimizer = optimizer;
+      this.latest = null;
+      this.verdicts = verdicts;
       this.state.prune(0);
-      this.publish({ state: "waiting" });
+      this.publish({ state: "waiting", version: null });
       await this.retain();
       return;
     }
-    const m = this.latest.manifest;
+    const m = tip.manifest;
     if (m.baseModelHash !== this.model.hash) {
       throw new Error(
         `the adapters in ${this.adaptersDir} were trained on ${m.baseModel} (hash ${m.baseModelHash}), not on ` +
           `${this.model.name} (hash ${this.model.hash}); move them away or use another --data directory`,
       );
     }
-    this.adapter = await this.backend.readAdapter(this.latest.dir, this.model);
-    const c = this.adapter.config;
+    const adapter = await this.backend.readAdapter(tip.dir, this.model);
+    const c = adapter.config;
     const t = this.config.train;
     if (c.rank !== t.rank || c.alpha !== t.alpha || [...c.targets].sort().join() !== [...t.targets].sort().join()) {
       this.logger.warn(
@@ -203,21 +227,54 @@ class ContinuousTrainer implements TrainLoop {
         "continuing the existing adapter with its own rank, alpha and targets (the configured ones apply to a new lineage)",
       );
     }
+    const optim = this.state.loadOptimizer(tip.name);
+    if (optim) optimizer.loadState(optim);
+    else this.logger.warn({ version: tip.name }, "no optimizer state for the latest version; continuing with fresh moments");
+    // Only once everything loaded: a failed resume must not leave one version's weights under another's name.
+    this.adapter = adapter;
+    this.optimizer = optimizer;
     this.shape = { rank: c.rank, alpha: c.alpha, targets: [...c.targets] };
-    const optim = this.state.loadOptimizer(this.latest.name);
-    if (optim) this.optimizer.loadState(optim);
-    else this.logger.warn({ version: this.latest.name }, "no optimizer state for the latest version; continuing with fresh moments");
+    this.latest = tip;
+    this.verdicts = verdicts;
     // States of older versions go in retain(), which knows which of them are in use.
-    this.state.prune(this.latest.version, Infinity);
+    this.state.prune(tip.version, Infinity);
     // The crash window between a version's rename and its train_steps row: put the row again (by id).
-    const step = this.state.loadStep(this.latest.name);
+    const step = this.state.loadStep(tip.name);
     if (step) {
       this.store.put("train_steps", step);
       this.noteStep(step);
     }
-    this.logger.info({ version: this.latest.name, step: m.step, trainedSamples: this.uses.size }, "resumed");
-    this.publish({ state: "waiting", version: this.latest.name });
+    this.logger.info({ version: tip.name, step: m.step, trainedSamples: this.uses.size }, "resumed");
+    this.publish({ state: "waiting", version: tip.name });
     await this.retain();
+  }
+
+  /**
+   * Before each step: if the switchboard has rejected a version since the last look and that makes
+   * the version this loop continues from untrusted (trainer/verdicts.ts), resumes from the nearest
+   * trusted one and returns true.
+   *
+   * A version with no verdict yet is built on, and checked again here before the next step, rather
+   * than waited for: the verdict may never come (no sidecar running, `clawloop train` alone; a
+   * pinned version, while new ones wait; llama-server, which loads a version only after a restart;
+   * the model server down), and the switchboard only ever checks the newest version, so the ones it
+   * overtakes get none. Waiting would stall training in all of these; going on costs at most the
+   * steps made on a version before its rejection is seen (abandoned then, like the rejected one).
+   */
+  private async followRejections(): Promise<boolean> {
+    const verdicts = await readVerdictsOr(this.store, this.verdicts, this.logger);
+    // Only a new rejection can take trust away (an acceptance only adds it).
+    const news = [...verdicts.rejected.keys()].some((name) => !this.verdicts.rejected.has(name));
+    if (news && this.latest) {
+      const versions = listVersions(this.adaptersDir);
+      const untrusted = untrustedVersions(lineageLinks(versions, readPruned(this.adaptersDir)), verdicts);
+      if (untrusted.has(this.latest.name)) {
+        await this.resume(verdicts);
+        return true;
+      }
+    }
+    this.verdicts = verdicts;
+    return false;
   }
 
   /** Old versions and optimizer states go (trainer/retention.ts); never throws. */
@@ -274,6 +331,8 @@ class ContinuousTrainer implements TrainLoop {
           // (A head that resume() could not follow — it names no version — stays new: not again.)
           const late = newHead(this.adaptersDir, this.state.dir);
           if (late && !(head && late.seq === head.seq && late.version === head.version)) continue;
+          // A version the switchboard rejected: do not grow it (or what was built on it) further.
+          if (await this.followRejections()) continue;
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
           const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);
