@@ -140,6 +140,9 @@ export async function lastTurn(store: Store, where: Filter<"turns">): Promise<Tu
  * Writes turn rows where the store runs. A job without its place in the session (seq null) is
  * numbered next after the session's last turn, which takes a read; so that a later job (the same
  * turn numbered, or the session's next one) never overtakes it, puts wait in line behind such a job.
+ * Such a job that is `resent` may have been numbered and written already (by a store host that died
+ * before acknowledging it, or before a sidecar that died heard of it): it keeps the number it has, or
+ * it would be numbered after itself, leaving a gap where it was.
  */
 export class TurnWriter {
   private line: Promise<unknown> = Promise.resolve();
@@ -163,7 +166,9 @@ export class TurnWriter {
     this.waiting++;
     const done = this.line.then(async () => {
       try {
-        const seq = job.seq ?? ((await lastTurn(this.store, { sessionId: job.sessionId }))?.seq ?? -1) + 1;
+        let seq = job.seq;
+        if (seq === null && resent) seq = await this.seqOf(job.turnId);
+        seq ??= ((await lastTurn(this.store, { sessionId: job.sessionId }))?.seq ?? -1) + 1;
         return this.write({ ...job, seq }, resent);
       } finally {
         this.waiting--;
@@ -171,6 +176,12 @@ export class TurnWriter {
     });
     this.line = done.catch(() => undefined);
     return done;
+  }
+
+  /** The seq of the turn's row, if the store has one. */
+  private async seqOf(turnId: string): Promise<number | null> {
+    const [row] = await this.store.listFields("turns", ["seq"], { where: { id: turnId }, limit: 1 });
+    return row?.seq ?? null;
   }
 
   private write(job: TurnJob & { seq: number }, resent: boolean): TurnRef {

@@ -111,7 +111,9 @@ export class Recorder {
       const known = await within(seq, SEQ_WAIT_MS);
       if (known !== undefined) return await this.stored(await this.store.putTurn({ ...job, seq: known }), call);
       // The store host has not said where the session ends: journal the call as it is (the host
-      // numbers it when it takes it in, also after a crash), then once more with its number.
+      // numbers it when it takes it in, also after a crash), then once more with its number. The
+      // book hears of it first, so that the lookup's answer does not count it if the host has it.
+      this.book.journaledUnnumbered(job.sessionId, job.turnId);
       await this.store.putTurn(job);
       void seq
         .then((n) => this.store.putTurn({ ...job, seq: n, replaces: true }))

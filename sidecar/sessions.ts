@@ -53,6 +53,14 @@ export class SessionBook {
   private readonly lastMain: Lru<string, TurnRef>;
   /** Call ids already given to a turn id in this process (a retried call gets a suffixed id). */
   private readonly callUses: Lru<string, number>;
+  /**
+   * Per session whose last seq is being looked up: its calls journaled meanwhile without their seq
+   * (`journaledUnnumbered`). The store host numbers those as it takes them in, and may do so before
+   * it answers the lookup (a restarted host gets both at once and runs them side by side; a lookup
+   * tried again comes after them); the answer must not count them, or this sidecar would number the
+   * same calls again after themselves, leaving a gap where they were.
+   */
+  private readonly unnumbered = new Map<string, Set<string>>();
 
   /**
    * `sessions` bounds what is kept per session and the call ids already used (a retried id must be
@@ -83,19 +91,41 @@ export class SessionBook {
     return next;
   }
 
+  /** A call of the session was journaled without its seq: its session's lookup had not answered. */
+  journaledUnnumbered(sessionId: string, turnId: string): void {
+    this.unnumbered.get(sessionId)?.add(turnId);
+  }
+
   private async maxSeq(sessionId: string): Promise<number> {
-    // Only the recording waits for this, never the call; a store that is restarting gets time.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return (await this.store.lastTurn({ sessionId }))?.seq ?? -1;
-      } catch (err) {
-        if (attempt >= 8) {
-          this.logger.error({ err: String(err), sessionId }, "could not read the session's last seq; numbering it from 0");
-          return -1;
+    const ours = new Set<string>();
+    this.unnumbered.set(sessionId, ours);
+    try {
+      // Only the recording waits for this, never the call; a store that is restarting gets time.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.lastSeqBefore(sessionId, ours);
+        } catch (err) {
+          if (attempt >= 8) {
+            this.logger.error({ err: String(err), sessionId }, "could not read the session's last seq; numbering it from 0");
+            return -1;
+          }
+          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
         }
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
+    } finally {
+      if (this.unnumbered.get(sessionId) === ours) this.unnumbered.delete(sessionId);
     }
+  }
+
+  /** The session's last seq, not counting `ours` (calls of this sidecar the store host numbered). */
+  private async lastSeqBefore(sessionId: string, ours: ReadonlySet<string>): Promise<number> {
+    const last = await this.store.lastTurn({ sessionId });
+    if (!last || !ours.has(last.id)) return last?.seq ?? -1;
+    // Rare (a store host restarted, or a lookup tried again): the session's seqs, to leave ours out.
+    // Ours have the highest seqs, so any of them in the store shows up as the last turn.
+    let max = -1;
+    for (const t of await this.store.listFields("turns", ["seq"], { where: { sessionId } })) if (!ours.has(t.id) && t.seq > max) max = t.seq;
+    return max;
   }
 
   /** A turn id for a call: the plugin's call id, suffixed if that id was already used. */
