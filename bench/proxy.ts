@@ -131,8 +131,12 @@ function waitForJsonLine(child: ChildProcess, pick: (rec: Record<string, unknown
 }
 
 const TICK = 100; // USER_HZ on Linux
-/** Seconds a sidecar is left idle after the memory run before its memory is read again. */
-const SETTLE_S = 15;
+/**
+ * Seconds a sidecar is left idle after the memory run before its memory is read again: V8 shrinks
+ * an idle heap on its own schedule (seen from a few seconds to about a minute after the last call),
+ * and the sidecar hands what that frees back to the system (sidecar/malloc-trim.ts).
+ */
+const SETTLE_S = 60;
 
 function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -7,10 +7,12 @@
 // launcher's settings, bin/clawloop.js); `malloc_trim(0)` returned all of it in well under a
 // millisecond. Node has no binding for it, so it is called through koffi (a prebuilt FFI). Trimming
 // while calls flow would only make the next ones fault the pages back in, so it waits for a quiet
-// moment: no activity for a whole `quietMs`, and some since the last trim.
+// moment: no activity for a whole `quietMs`, and some since the last trim, or a full V8 collection
+// (which frees the buffers the last calls left behind).
 //
 // Where glibc or koffi is missing (macOS, musl), the trimmer does nothing and says why once.
 import { createRequire } from "node:module";
+import perf, { PerformanceObserver } from "node:perf_hooks";
 import type { Logger } from "../core/index.js";
 
 export interface MallocTrimmer {
@@ -34,6 +36,7 @@ export interface MallocTrimmerOptions {
 }
 
 const DEFAULT_QUIET_MS = 1_000;
+const FULL_GC = perf.constants.NODE_PERFORMANCE_GC_MAJOR | perf.constants.NODE_PERFORMANCE_GC_INCREMENTAL;
 
 /** `malloc_trim` from the C library, or why it cannot be had. */
 function loadMallocTrim(library: string): ((pad: number) => number) | string {
@@ -58,6 +61,17 @@ export function startMallocTrimmer(opts: MallocTrimmerOptions = {}): MallocTrimm
   let seen = 0;
   let trimmedAt = 0;
   let trims = 0;
+  // Buffers the last requests left are freed only when V8 collects them, which may be well after
+  // the quiet trim (V8 collects an idle heap a few seconds on, to shrink it): a full collection
+  // since the last trim is a reason to trim again.
+  let fullGcs = 0;
+  let trimmedGcs = 0;
+  const gcs = trim
+    ? new PerformanceObserver((list) => {
+        for (const e of list.getEntries() as { detail?: { kind?: number } }[]) if ((e.detail?.kind ?? 0) & FULL_GC) fullGcs++;
+      })
+    : null;
+  gcs?.observe({ entryTypes: ["gc"] });
   const trimNow = () => {
     if (!trim) return null;
     const rssBefore = process.memoryUsage.rss();
@@ -71,8 +85,9 @@ export function startMallocTrimmer(opts: MallocTrimmerOptions = {}): MallocTrimm
           seen = activity;
           return;
         }
-        if (activity === trimmedAt) return;
+        if (activity === trimmedAt && fullGcs === trimmedGcs) return;
         trimmedAt = activity;
+        trimmedGcs = fullGcs;
         trims++;
         const r = trimNow()!;
         opts.logger?.debug({ rssBeforeMb: Math.round(r.rssBefore / 2 ** 20), rssAfterMb: Math.round(r.rssAfter / 2 ** 20) }, "quiet: freed memory given back");
@@ -88,6 +103,7 @@ export function startMallocTrimmer(opts: MallocTrimmerOptions = {}): MallocTrimm
     },
     stop: () => {
       if (timer) clearInterval(timer);
+      gcs?.disconnect();
     },
   };
 }
