@@ -55,8 +55,8 @@ function attribute(name: string, a: Attr): OnnxTypes.IAttributeProto {
   }
 }
 
-/** Nodes and constants that some output depends on, in build (topological) order. */
-function reachable(g: Graph): { nodes: Node[]; constants: Graph["constants"]; inputs: Value[] } {
+/** Nodes and constants that some output depends on, in build (topological) order: what gets serialized. */
+export function reachable(g: Graph): { nodes: Node[]; constants: Graph["constants"]; inputs: Value[] } {
   const needed = new Set<number>(g.outputs.map((o) => o.value.id));
   const keep: Node[] = [];
   for (let i = g.nodes.length - 1; i >= 0; i--) {
