@@ -1,7 +1,11 @@
 // Floating-point operations of a forward pass and of a LoRA training step, counted as 2 per
 // multiply-add of every matrix product (elementwise work is left out: it is memory-bound and
 // small beside the products). Attention is counted over the full T × T score matrix, as the
-// engine computes it.
+// engine computes it. RoPE's rotate_half, which the engine runs as a product with a constant ±1
+// matrix, is a permutation and not counted. flops.test.ts checks both counts against the
+// products in the engine's graphs: they agree exactly.
+import type { LoraTarget } from "../../adapters/index.js";
+import { loraDims } from "./decoder.js";
 import type { ModelConfig } from "./model/types.js";
 
 export interface FlopShape {
@@ -10,11 +14,26 @@ export interface FlopShape {
   tokens: number;
   /** Response tokens that reach the LM head. */
   headRows: number;
-  /** LoRA rank and the number of adapted projections per layer (0 for none). */
+  /** LoRA rank. */
   rank: number;
-  loraTargets: number;
+  /** The adapted projections of every layer, or their count when that says which: 0 (none) or 7 (all). */
+  loraTargets: readonly LoraTarget[] | number;
 }
 
+function targetsOf(c: ModelConfig, s: FlopShape): Set<LoraTarget> {
+  const all = Object.keys(loraDims(c)) as LoraTarget[];
+  if (typeof s.loraTargets !== "number") {
+    for (const t of s.loraTargets) if (!all.includes(t)) throw new Error(`unknown LoRA target "${String(t)}"`);
+    return new Set(s.loraTargets);
+  }
+  if (s.loraTargets === 0) return new Set();
+  if (s.loraTargets === all.length) return new Set(all);
+  // Projections differ in size (and in how far the first layer's backward reaches), so a count
+  // between 0 and 7 leaves the work unknown.
+  throw new Error(`FlopShape.loraTargets: a count must be 0 or ${all.length}; pass the list of targets instead of ${s.loraTargets}`);
+}
+
+/** Multiply-adds of one layer's frozen projections, per token. */
 function perLayerLinear(c: ModelConfig): number {
   const D = c.hiddenSize;
   const q = c.numHeads * c.headDim;
@@ -22,41 +41,65 @@ function perLayerLinear(c: ModelConfig): number {
   return D * q + 2 * D * kv + q * D + 3 * D * c.intermediateSize;
 }
 
-/** Average in + out size of the adapted projections (all seven, an upper estimate for fewer). */
-function loraWidth(c: ModelConfig): number {
-  const D = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const F = c.intermediateSize;
-  return (D + q + (D + kv) * 2 + q + D + (D + F) * 3) / 7;
+/** Σ (in + out) over the adapted projections: a LoRA pair costs rank · (in + out) multiply-adds per token. */
+function loraWidth(c: ModelConfig, targets: Set<LoraTarget>): number {
+  const dims = loraDims(c);
+  let w = 0;
+  for (const t of targets) w += dims[t].in + dims[t].out;
+  return w;
+}
+
+/** Multiply-adds of one of attention's four kinds of T × T product (QKᵀ, PV, and their gradients), one layer. */
+function attentionProduct(c: ModelConfig, s: FlopShape): number {
+  return s.batch * s.tokens * s.tokens * c.numHeads * c.headDim;
 }
 
 export function forwardFlops(c: ModelConfig, s: FlopShape): number {
   const tokens = s.batch * s.tokens;
-  const linear = 2 * tokens * perLayerLinear(c);
-  const attention = 2 * 2 * s.batch * s.tokens * s.tokens * c.numHeads * c.headDim;
-  const lora = 2 * tokens * s.rank * loraWidth(c) * s.loraTargets;
-  const head = 2 * s.headRows * c.hiddenSize * c.vocabSize;
-  return c.numLayers * (linear + attention + lora) + head;
+  const layer = tokens * perLayerLinear(c) + 2 * attentionProduct(c, s) + tokens * s.rank * loraWidth(c, targetsOf(c, s));
+  const head = s.headRows * c.hiddenSize * c.vocabSize;
+  return 2 * (c.numLayers * layer + head);
+}
+
+/**
+ * Multiply-adds the first layer's backward leaves out: the embeddings are frozen, so no gradient
+ * is needed upstream of the first adapted projection. Always the q/k/v input gradient (frozen and
+ * LoRA parts); of attention's four backward products those that no adapted q, k or v needs; and,
+ * when the first target sits later in the layer, the o, gate/up or down input gradients before it.
+ */
+function firstLayerSkipped(c: ModelConfig, s: FlopShape, t: Set<LoraTarget>): number {
+  const tokens = s.batch * s.tokens;
+  const D = c.hiddenSize;
+  const F = c.intermediateSize;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const r = s.rank;
+  const count = (...xs: LoraTarget[]) => xs.filter((x) => t.has(x)).length;
+  const qkv = count("q", "k", "v");
+  let skipped = tokens * D * (q + 2 * kv) + tokens * r * D * qkv;
+  // Backward products of attention: dP = dO·Vᵀ (for dQ and dK), dQ, dK, dV.
+  const needed = (t.has("q") || t.has("k") ? 1 : 0) + count("q", "k", "v");
+  skipped += (4 - needed) * attentionProduct(c, s);
+  if (qkv === 0) skipped += tokens * q * (D + r * count("o"));
+  if (qkv + count("o") === 0) skipped += tokens * D * (2 * F + r * count("gate", "up"));
+  if (qkv + count("o", "gate", "up") === 0) skipped += tokens * F * (D + r * count("down"));
+  return skipped;
 }
 
 /**
  * A LoRA step's useful work: the forward pass, then the backward pass for activations (one
  * product per forward product; no weight gradients for frozen weights), twice the attention
- * products, and the LoRA gradients (less the first layer's q/k/v input gradient, which nothing
- * needs). Per-layer recomputation adds a forward pass of the layers
- * on top; that is overhead, not counted here.
+ * products, and the LoRA gradients (two per LoRA product: its input's and its matrix's), less what
+ * the first layer's backward skips (firstLayerSkipped). Per-layer recomputation (layered mode)
+ * adds a forward pass of the layers and computes the first layer's input gradient; that is
+ * overhead, not counted here.
  */
 export function trainFlops(c: ModelConfig, s: FlopShape): number {
+  const targets = targetsOf(c, s);
+  if (targets.size === 0) throw new Error("trainFlops: a training step needs LoRA targets");
   const tokens = s.batch * s.tokens;
-  const linear = 2 * tokens * perLayerLinear(c);
-  const attention = 2 * 2 * s.batch * s.tokens * s.tokens * c.numHeads * c.headDim;
-  const lora = 2 * tokens * s.rank * loraWidth(c) * s.loraTargets;
-  const head = 2 * s.headRows * c.hiddenSize * c.vocabSize;
-  const forward = c.numLayers * (linear + attention + lora) + head;
-  // The first layer's q/k/v products need no input gradient (the embeddings are frozen), so the
-  // backward skips them (their LoRA part, 2·tokens·rank·D each, is left in: under 0.01 %).
-  const firstLayerInput = 2 * tokens * c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-  const backward = c.numLayers * (linear + 2 * attention + 2 * lora) - firstLayerInput + head;
-  return forward + backward;
+  const layer = tokens * perLayerLinear(c) + 4 * attentionProduct(c, s) + 2 * tokens * s.rank * loraWidth(c, targets);
+  const head = s.headRows * c.hiddenSize * c.vocabSize;
+  const backward = c.numLayers * layer - firstLayerSkipped(c, s, targets) + head;
+  return forwardFlops(c, s) + 2 * backward;
 }
