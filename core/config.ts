@@ -164,6 +164,14 @@ export const configSchema = z.object({
       threads: z.coerce.number().int().min(0).default(0),
       /** Process priority of `clawloop train` (nice, 0–19): training yields the CPU to serving. */
       nice: z.coerce.number().int().min(0).max(19).default(10),
+      /**
+       * Pause training (`<data>/train.paused`) once the sidecar has rejected this many of the
+       * trainer's versions in a row; 0: never. When every version fails the switchboard's check
+       * (a check wrong for this server, a broken conversion, a model server that changed), each
+       * further step spends samples on a version that will not be served; the pause stops that
+       * and says why (trainer/reject-pause.ts).
+       */
+      pauseAfterRejections: z.coerce.number().int().min(0).default(3),
     })
     .prefault({}),
 

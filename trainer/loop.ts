@@ -9,7 +9,8 @@
 //
 // Which version a step grows (trainer/lineage.ts): the newest, unless a rollback (HEAD.json) names
 // another or the sidecar's switchboard rejected it (trainer/verdicts.ts, looked at before every
-// step): then the nearest version still trusted, the live one as a rule.
+// step): then the nearest version still trusted, the live one as a rule. When it rejected the last
+// train.pauseAfterRejections versions in a row, training pauses itself (trainer/reject-pause.ts).
 //
 // Pausing (`<data>/train.paused`, core/train-pause.ts): looked at before every step; while it is
 // there no step starts (the one in progress finishes), samples keep accumulating and are trained on
@@ -27,6 +28,7 @@ import { lineageLinks, newHead, resolveTip } from "./lineage.js";
 import { Retention, retainVersions } from "./retention.js";
 import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
+import { pauseOnRejections } from "./reject-pause.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
 import { newStatus, writeStatus, type TrainStatus } from "./status.js";
@@ -277,6 +279,12 @@ class ContinuousTrainer implements TrainLoop {
     return false;
   }
 
+  /** Pauses training when the switchboard rejected the last train.pauseAfterRejections versions (trainer/reject-pause.ts). */
+  private pauseOnRejections(): boolean {
+    const ctx = { dataDir: this.config.dataDir, adaptersDir: this.adaptersDir, stateDir: this.state.dir, pauseAfter: this.config.train.pauseAfterRejections, logger: this.logger };
+    return pauseOnRejections(ctx, this.verdicts) !== null;
+  }
+
   /** Old versions and optimizer states go (trainer/retention.ts); never throws. */
   private async retain(): Promise<void> {
     await retainVersions({ store: this.store, adaptersDir: this.adaptersDir, state: this.state, retention: this.retention, latest: this.latest, logger: this.logger });
@@ -333,6 +341,8 @@ class ContinuousTrainer implements TrainLoop {
           if (late && !(head && late.seq === head.seq && late.version === head.version)) continue;
           // A version the switchboard rejected: do not grow it (or what was built on it) further.
           if (await this.followRejections()) continue;
+          // Rejected again and again: stop spending samples on versions that are not served, and say why.
+          if (this.pauseOnRejections()) continue;
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
           const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);
