@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig, Store, type AdapterVersion, type Config, type Judgment, type NextState, type TableName, type TrainStep } from "../../core/index.js";
+import { loadConfig, pauseTraining, resumeTraining, Store, type AdapterVersion, type Config, type Judgment, type NextState, type TableName, type TrainStep } from "../../core/index.js";
 import { makeTurn } from "../../test/support/rows.js";
 import { collectStatus, formatStatus, type StatusStore } from "./status.js";
 
@@ -154,5 +154,15 @@ describe("clawloop status", () => {
     const report = await collectStatus(config, "http://127.0.0.1:9", { window: N + 1 });
     expect(report.counts).toMatchObject({ ...expected(N), mainTurns: N, window: { mainTurns: N, complete: true } });
     expect(formatStatus(report)).not.toContain("waiting counts over");
+  });
+
+  it("says who paused training and why", async () => {
+    pauseTraining(dataDir, "trainer", "the sidecar rejected the last 3 adapter versions it checked");
+    try {
+      const report = await collectStatus(config, "http://127.0.0.1:9");
+      expect(formatStatus(report)).toMatch(/PAUSED since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d by trainer: the sidecar rejected the last 3 adapter versions it checked \(clawloop train resume\)/);
+    } finally {
+      resumeTraining(dataDir);
+    }
   });
 });

@@ -192,6 +192,13 @@ export async function collectStatus(config: Config, url: string, opts: StatusOpt
   };
 }
 
+/** A pause as one line: when, by whom (the trainer pauses itself after rejections) and why. */
+function pausedText(p: TrainPause): string {
+  const since = p.since ? ` since ${p.since.replace("T", " ").slice(0, 19)}` : "";
+  const by = p.by && p.by !== "unknown" ? ` by ${p.by}` : "";
+  return `PAUSED${since}${by}${p.reason ? `: ${p.reason}` : ""} (clawloop train resume)`;
+}
+
 export function formatStatus(s: StatusReport): string {
   const c = s.counts;
   const j = s.judge.status;
@@ -205,7 +212,7 @@ export function formatStatus(s: StatusReport): string {
       (j ? ` (+1: ${j.byScore["1"]}, 0: ${j.byScore["0"]}, −1: ${j.byScore["-1"]})` : ""),
     `train     ${s.train.running ? t!.state : t ? `not running (last: ${t.state})` : "never ran"}; waiting for training: ${t && s.train.running ? `${t.samplesWaiting} samples` : `${c.waitingForTraining} judged turns`}` +
       (t?.lastStep ? `; last step ${t.lastStep.step} → ${t.lastStep.version} (loss ${t.lastStep.loss.toFixed(4)}, reward ${t.lastStep.meanReward.toFixed(2)})` : "") +
-      (s.train.paused ? `; PAUSED${s.train.paused.since ? ` since ${s.train.paused.since.replace("T", " ").slice(0, 19)}` : ""} (clawloop train resume)` : ""),
+      (s.train.paused ? `; ${pausedText(s.train.paused)}` : ""),
     `adapters  live: ${s.adapters.live ? `${s.adapters.live} (step ${s.adapters.liveStep ?? "?"})` : "the base model"}${s.adapters.pinned ? `, pinned to ${s.adapters.pinned}` : ""}; ${s.adapters.versions} versions` +
       (s.adapters.waiting ? `; waiting: ${s.adapters.waiting.version} (${s.adapters.waiting.reason})` : ""),
   ];
