@@ -138,7 +138,7 @@ describe("reading the verdicts", () => {
       { id: "v000004", status: "rejected", statusReason: "hashes", liveAt: "2026-01-01T00:02:00Z" },
     ];
     const store = { listFields: async () => rows } as never;
-    const v = await readVerdicts(store);
+    const v = await readVerdicts(store, adaptersDir);
     expect([...v.accepted]).toEqual(["v000001", "v000002"]);
     expect([...v.rejected]).toEqual([["v000003", "no reason recorded"], ["v000004", "hashes"]]);
   });
@@ -148,7 +148,7 @@ describe("reading the verdicts", () => {
     const logger = pino({ level: "warn" }, { write: (l: string) => void lines.push(l) });
     const previous = verdicts({ 2: "x" }, [1]);
     const store = { listFields: async () => Promise.reject(new Error("LanceDB: disk I/O error")) } as never;
-    expect(await readVerdictsOr(store, previous, logger)).toBe(previous);
+    expect(await readVerdictsOr(store, adaptersDir, previous, logger)).toBe(previous);
     expect(lines.map((l) => JSON.parse(l))).toMatchObject([{ level: 40, err: "LanceDB: disk I/O error", msg: expect.stringMatching(/could not read the switchboard's verdicts/) }]);
   });
 });

@@ -180,7 +180,7 @@ class ContinuousTrainer implements TrainLoop {
     fs.mkdirSync(this.adaptersDir, { recursive: true });
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
-    verdicts ??= await readVerdictsOr(this.store, this.verdicts, this.logger);
+    verdicts ??= await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger);
     const versions = listVersions(this.adaptersDir);
     // Versions deleted by retention still count: their samples are done, their numbers taken.
     const present = new Set(versions.map((v) => v.name));
@@ -264,7 +264,7 @@ class ContinuousTrainer implements TrainLoop {
    * steps made on a version before its rejection is seen (abandoned then, like the rejected one).
    */
   private async followRejections(): Promise<boolean> {
-    const verdicts = await readVerdictsOr(this.store, this.verdicts, this.logger);
+    const verdicts = await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger);
     // Only a new rejection can take trust away (an acceptance only adds it).
     const news = [...verdicts.rejected.keys()].some((name) => !this.verdicts.rejected.has(name));
     if (news && this.latest) {

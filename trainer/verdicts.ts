@@ -14,7 +14,15 @@
 //     adapter, so the damage may have come in with any step since the last version that passed,
 //     and continuing from an unchecked one could end in rejection after rejection.
 // A version with no verdict (yet) is trusted: see trainer/loop.ts for why the trainer does not wait.
+//
+// A row is a verdict on the version of that name in this adapters directory only if it describes the
+// same version (adapters/drivers/identity.ts): a lineage started over (the directory moved away after
+// a base-model change, the data kept) numbers from v000001 again, and the old rows under those names
+// say nothing about the new versions. Rows naming a version the directory does not know (neither on
+// disk nor pruned) are kept: nothing says they are stale, and only the directory's versions are looked up.
+import { readPruned, sameVersion, type VersionIdentity } from "../adapters/index.js";
 import type { Logger, Store } from "../core/index.js";
+import { listVersions } from "./versions.js";
 
 export interface Verdicts {
   /** Rejected versions and the switchboard's reason. */
@@ -31,25 +39,38 @@ export interface LineageLink {
   parent: string | null;
 }
 
-/** The verdicts in the `adapters` table (none when the table does not exist yet). Throws when it cannot be read. */
-export async function readVerdicts(store: Pick<Store, "listFields">): Promise<Verdicts> {
-  const rows = await store.listFields("adapters", ["status", "statusReason", "liveAt"], { sql: "status = 'rejected' OR live_at IS NOT NULL" });
+/**
+ * The verdicts in the `adapters` table on the versions in `adaptersDir` (none when the table does
+ * not exist yet). Throws when it cannot be read.
+ */
+export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir: string): Promise<Verdicts> {
+  const rows = await store.listFields("adapters", ["status", "statusReason", "liveAt", "manifest"], { sql: "status = 'rejected' OR live_at IS NOT NULL" });
   const rejected = new Map<string, string>();
   const accepted = new Set<string>();
+  const written = rows.length ? writtenVersions(adaptersDir) : new Map<string, VersionIdentity>();
   for (const r of rows) {
+    const here = written.get(r.id);
+    if (here && r.manifest && !sameVersion(r.manifest, here)) continue; // a stale row: another version under this name
     if (r.status === "rejected") rejected.set(r.id, r.statusReason ?? "no reason recorded");
     else if (r.liveAt !== null) accepted.add(r.id);
   }
   return { rejected, accepted };
 }
 
+/** The versions this adapters directory has written, on disk or deleted by retention, by name. */
+function writtenVersions(adaptersDir: string): Map<string, VersionIdentity> {
+  const out = new Map<string, VersionIdentity>(readPruned(adaptersDir));
+  for (const v of listVersions(adaptersDir)) out.set(v.name, v.manifest);
+  return out;
+}
+
 /**
  * The verdicts, or `previous` when the table cannot be read now (the trainer then goes on with
  * what it knew: a rejection it has not seen yet is followed at a later step).
  */
-export async function readVerdictsOr(store: Pick<Store, "listFields">, previous: Verdicts, logger: Logger): Promise<Verdicts> {
+export async function readVerdictsOr(store: Pick<Store, "listFields">, adaptersDir: string, previous: Verdicts, logger: Logger): Promise<Verdicts> {
   try {
-    return await readVerdicts(store);
+    return await readVerdicts(store, adaptersDir);
   } catch (err) {
     logger.warn({ err: (err as Error).message }, "could not read the switchboard's verdicts (adapters table); going on with the last ones read");
     return previous;

@@ -14,6 +14,7 @@ export { LlamaCppDriver } from "./llamacpp.js";
 export { readHead, writeHead, HEAD_FILE, type Head } from "./lineage.js";
 export { readPruned, appendPruned, prunedRecord, PRUNED_FILE, TRASH_PREFIX, type PrunedVersion } from "./pruned.js";
 export { versionProblems, readVersionManifest, GGUF_ADAPTER, PEFT_FILES } from "./files.js";
+export { sameVersion, type VersionIdentity } from "./identity.js";
 export {
   PROBE_FILE,
   probeFileSchema,
