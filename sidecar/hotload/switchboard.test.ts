@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig, silentLogger, type AdapterVersion } from "../../core/index.js";
 import { startLoraServer, type LoraServer } from "../../fixtures/servers/lora.js";
 import { tokenLogprob } from "../../fixtures/upstream/index.js";
-import { versionName, writeVersion } from "../../test/support/adapter-versions.js";
-import { readHead } from "../../adapters/index.js";
+import { tinyAdapter, versionName, writeVersion } from "../../test/support/adapter-versions.js";
+import { readHead, readVersionManifest } from "../../adapters/index.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "./index.js";
 import type { HotloadStatus } from "./switchboard.js";
 
@@ -364,5 +364,91 @@ describe("hot-load switchboard (scripted llama.cpp and Ollama)", () => {
     expect(st.live).toBeNull();
     expect(st.waiting!.reason).toMatch(/refused to create .* v0\.34\.1/);
     expect((await r2.chat()).status).toBe(200); // the base still serves
+  });
+});
+
+// A lineage started over: the adapters directory moved away (as the trainer tells the user to do after
+// a base-model change), the data kept. The store still has the old lineage's rows under the names the
+// new one writes again; they describe other versions and must not decide about the new ones.
+describe("hot-load switchboard: a lineage started over under the same names", () => {
+  /** An old lineage in `dataDir`: v1 live (pinned if asked), v2 rejected; then the sidecar stops and the directory moves away. */
+  async function oldLineage(dataDir: string, how: { pin?: boolean } = {}): Promise<void> {
+    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+    const a = await startRig({ dataDir, server });
+    writeVersion(a.adapters, 1);
+    await a.waitLive("v000001");
+    writeVersion(a.adapters, 2, { corrupt: "adapter_model.safetensors" });
+    await a.decided("v000002");
+    if (how.pin) expect((await a.api("/clawloop/v1/adapters/pin", { version: "v000001" })).status).toBe(200);
+    const table = await rows(a);
+    expect(table.get("v000001")).toMatchObject({ status: "live", pinned: !!how.pin });
+    expect(table.get("v000002")!.status).toBe("rejected");
+    await a.sc.close();
+    await server.close();
+    fs.renameSync(a.adapters, `${a.adapters}.old`);
+  }
+
+  function tempDataDir(): string {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    return dataDir;
+  }
+
+  async function freshRig(dataDir: string): Promise<Rig> {
+    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+    cleanup.push(() => server.close());
+    return startRig({ dataDir, server });
+  }
+
+  it("new versions written under the old rows' names (old v1 live, old v2 rejected) are candidates and go live", async () => {
+    const dataDir = tempDataDir();
+    await oldLineage(dataDir);
+    const b = await freshRig(dataDir);
+    await b.sc.hotload!.idle();
+    const v1 = writeVersion(b.adapters, 1, { adapter: tinyAdapter(101) });
+    await b.waitLive("v000001");
+    expect((await b.chat()).model).toBe("clawloop-v000001");
+    const row1 = (await rows(b)).get("v000001")!;
+    expect(row1.manifest).toEqual(readVersionManifest(v1));
+    const v2 = writeVersion(b.adapters, 2, { adapter: tinyAdapter(102) });
+    await b.waitLive("v000002");
+    expect((await rows(b)).get("v000002")).toMatchObject({ status: "live", manifest: readVersionManifest(v2) });
+    expect(b.server.calls).toEqual(["load clawloop-v000001", "load clawloop-v000002"]);
+  });
+
+  it("after a restart, another v1 on disk than the stale live (and pinned) row's is checked as new, not restored as the old one", async () => {
+    const dataDir = tempDataDir();
+    await oldLineage(dataDir, { pin: true });
+    // The new lineage's first version lands while the sidecar is down.
+    const v1 = writeVersion(path.join(dataDir, "adapters"), 1, { adapter: tinyAdapter(101) });
+    const before = new Date().toISOString();
+    const b = await freshRig(dataDir);
+    await b.waitLive("v000001");
+    const row1 = (await rows(b)).get("v000001")!;
+    expect(row1.manifest).toEqual(readVersionManifest(v1));
+    expect(row1.statusReason).not.toBe("re-loaded after a restart");
+    expect(row1.pinned).toBe(false);
+    expect(row1.liveAt! >= before).toBe(true);
+    expect(b.sc.hotload!.status().pinned).toBe(null);
+    // The stale pin holds nothing back.
+    writeVersion(b.adapters, 2, { adapter: tinyAdapter(102) });
+    await b.waitLive("v000002");
+  });
+
+  it("a lineage started over while the sidecar runs: its v1 replaces the live old v2, and the old v1 still loaded is not reused", async () => {
+    const r = await startRig({ keepLoaded: 1 });
+    writeVersion(r.adapters, 1);
+    await r.waitLive("v000001");
+    writeVersion(r.adapters, 2);
+    await r.waitLive("v000002");
+    await r.sc.hotload!.idle();
+    expect([...r.server.adapters.keys()].sort()).toEqual(["clawloop-v000001", "clawloop-v000002"]);
+    fs.renameSync(r.adapters, `${r.adapters}.old`);
+    fs.mkdirSync(r.adapters);
+    const v1 = writeVersion(r.adapters, 1, { adapter: tinyAdapter(101) });
+    await r.waitLive("v000001");
+    // Loaded again from the new directory (the old copy unloaded first), not switched to the old copy.
+    expect(r.server.calls.slice(-2)).toEqual(["unload clawloop-v000001", "load clawloop-v000001"]);
+    expect((await rows(r)).get("v000001")).toMatchObject({ status: "live", manifest: readVersionManifest(v1) });
   });
 });

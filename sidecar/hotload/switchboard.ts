@@ -14,6 +14,13 @@
 // Statuses in the `adapters` table, one row per version: candidate → live → retired, or rejected.
 // Pinning (and rollback, which pins) freezes the live version: new versions wait as candidates
 // until unpin. On start the live (or pinned) version of the table is loaded again.
+//
+// A row describes the version that had its name when the row was written, not whatever has the
+// name now: a lineage started over (the adapters directory moved away, the data kept — what the
+// trainer tells the user to do after a base-model change) writes v000001… again. A row whose
+// manifest is not the one on disk (adapters sameVersion) is stale: the version on disk is a new
+// candidate, a stale live or pinned row is not restored, and a copy of the old version still
+// loaded under that name is forgotten rather than switched to.
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -22,6 +29,7 @@ import {
   readProbeFile,
   readPruned,
   readVersionManifest,
+  sameVersion,
   versionProblems,
   writeHead,
   type AdapterDriver,
@@ -276,6 +284,40 @@ export class HotloadSwitchboard implements Switchboard {
     return next;
   }
 
+  /** Whether the version the row of `name` describes is the one in its directory now. */
+  private onDisk(name: string): boolean {
+    const row = this.rows.get(name);
+    const manifest = readVersionManifest(path.join(this.opts.adaptersDir, name));
+    return !!row && !!manifest && sameVersion(row.manifest, manifest);
+  }
+
+  /**
+   * When the row of `name` describes another version than the one on disk now (see the top of this
+   * file), replaces it with a fresh candidate row and forgets what the switchboard held of the old
+   * version: restoring it, its pin, a loaded copy (bringLive then replaces the server's copy).
+   */
+  private forgetIfStale(name: string): void {
+    const row = this.rows.get(name);
+    const manifest = readVersionManifest(path.join(this.opts.adaptersDir, name));
+    if (!row || !manifest || sameVersion(row.manifest, manifest)) return;
+    this.opts.logger.warn(
+      { version: name, written: manifest.createdAt, known: { written: row.manifest.createdAt, status: row.status } },
+      `${name} on disk is a new version (written ${manifest.createdAt}), not the one the store knew (written ${row.manifest.createdAt}): treated as new`,
+    );
+    if (this.restoreTarget === name) this.restoreTarget = null;
+    if (this.pinned === name) this.pinned = null;
+    if (this.waiting?.version === name) this.waiting = null;
+    const slot = this.slots.get(name);
+    if (slot) {
+      // Calls still in flight on the old copy finish only if the new version is not loaded first.
+      this.slots.delete(name);
+      if (this.byRequestModel.get(slot.requestModel) === slot) this.byRequestModel.delete(slot.requestModel);
+      if (this.live === slot) this.live = null;
+    }
+    this.rows.delete(name);
+    this.putRow(name, {});
+  }
+
   // ---------------------------------------------------------------- processing
 
   private async advance(): Promise<void> {
@@ -295,6 +337,8 @@ export class HotloadSwitchboard implements Switchboard {
       }
     }
     await this.reconcile(driver);
+    const all = this.scan();
+    for (const v of all) this.forgetIfStale(v.name);
     if (this.restoreTarget) {
       const target = this.restoreTarget;
       const ok = await this.bringLive(driver, target, { restore: true });
@@ -306,9 +350,10 @@ export class HotloadSwitchboard implements Switchboard {
         this.putRow(target, { pinned: false });
       }
     }
-    const all = this.scan();
     for (const v of all) if (!this.rows.has(v.name)) this.putRow(v.name, {});
-    const liveVersion = this.live ? Number(this.live.version.slice(1)) : 0;
+    // Only newer versions replace the live one, unless its directory no longer holds it (the
+    // lineage started over while it was live): numbers of another lineage say nothing.
+    const liveVersion = this.live && this.onDisk(this.live.version) ? Number(this.live.version.slice(1)) : 0;
     const pending = all.filter((v) => v.version > liveVersion && this.rows.get(v.name)?.status === "candidate");
     const newest = pending.at(-1);
     if (!newest) {
@@ -517,6 +562,7 @@ export class HotloadSwitchboard implements Switchboard {
       }
       throw new AdapterApiError(404, `no adapter version ${name} in ${this.opts.adaptersDir}`);
     }
+    this.forgetIfStale(name);
     const row = this.rows.get(name) ?? this.putRow(name, {});
     if (!row) throw new AdapterApiError(404, `no adapter version ${name} in ${this.opts.adaptersDir}`);
     if (row.status === "rejected") throw new AdapterApiError(409, `${name} was rejected (${row.statusReason ?? "no reason recorded"}); it cannot go live`);
