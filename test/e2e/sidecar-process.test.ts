@@ -23,9 +23,11 @@ interface Proc {
 
 const procs: ChildProcess[] = [];
 const upstreams: ScriptedUpstream[] = [];
+const scripts: string[] = [];
 afterEach(async () => {
   for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   for (const u of upstreams.splice(0)) await u.close();
+  for (const f of scripts.splice(0)) fs.rmSync(f, { force: true });
   removeTmpDirs();
 });
 
@@ -33,6 +35,7 @@ afterEach(async () => {
 function runCli(dataDir: string, args: string[]): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
   const script = path.join(dataDir, "..", `run-cli-${path.basename(dataDir)}.mts`);
   fs.writeFileSync(script, `import { main } from ${JSON.stringify(CLI)};\nawait main(["node", "clawloop", ...process.argv.slice(2)]);\n`);
+  scripts.push(script);
   const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   procs.push(child);
   let err = "";
