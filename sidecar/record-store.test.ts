@@ -3,8 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger, Store } from "../core/index.js";
+import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { openRecordStore, recordTables, TurnWriter, type RecordStore } from "./record-store.js";
-import { CachedMasker, type TurnJob } from "./turns.js";
+import { CachedMasker } from "./turns.js";
 
 const open: RecordStore[] = [];
 const dirs: string[] = [];
@@ -21,36 +22,10 @@ async function store(journal?: { maxBacklogBytes: number }, hostNice?: number): 
   return s;
 }
 
-function job(i: number): TurnJob {
-  return {
-    turnId: `t${i}`,
-    sessionId: "s",
-    runId: "r",
-    callId: `r:model:${i}`,
-    turnType: "main",
-    seq: i,
-    placement: "tagged",
-    parentTurnId: null,
-    endpoint: "chat",
-    model: "m",
-    adapter: null,
-    rawRequest: Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: `q${i}` }] })),
-    requestError: null,
-    startedAt: new Date().toISOString(),
-    ttfbMs: 1,
-    totalMs: 2,
-    upstreamStatus: 200,
-    status: "ok",
-    error: null,
-    assembled: null,
-    traceparent: null,
-  };
-}
-
 describe("RemoteRecordStore and its journal", () => {
   it("answers once a turn is journaled, and the store host catches up", async () => {
     const s = await store();
-    const ref = await s.putTurn(job(0));
+    const ref = await s.putTurn(makeTurnJob(0));
     expect(ref).toEqual({ id: "t0", sessionId: "s", runId: "r", callId: "r:model:0", seq: 0, turnType: "main", status: "ok" });
     // Answered before the host had it (its reply needs an I/O turn this await never gave it).
     expect(s.journaled).toBe(1);
@@ -72,7 +47,7 @@ describe("RemoteRecordStore and its journal", () => {
 
   it("waits for the host again once it lags behind by more than the backlog bound", async () => {
     const s = await store({ maxBacklogBytes: 0 });
-    await s.putTurn(job(1));
+    await s.putTurn(makeTurnJob(1));
     expect(s.journaled).toBe(0);
     expect(await s.count("turns")).toBe(1);
   });
@@ -85,17 +60,17 @@ describe("TurnWriter", () => {
     const store = await Store.open({ dataDir, writes: recordTables(false), logger: createLogger("test", "silent") });
     try {
       const w = new TurnWriter(store, new CachedMasker(true, []));
-      await w.put(job(0));
-      await w.put(job(1));
+      await w.put(makeTurnJob(0));
+      await w.put(makeTurnJob(1));
       // Two calls answered while the host could not say where the session ended.
-      const [a, b] = await Promise.all([w.put({ ...job(2), seq: null }), w.put({ ...job(3), seq: null })]);
+      const [a, b] = await Promise.all([w.put({ ...makeTurnJob(2), seq: null }), w.put({ ...makeTurnJob(3), seq: null })]);
       expect([a.seq, b.seq]).toEqual([2, 3]);
       await store.flush();
       // Their numbered puts, once the proxy knew: the rows are replaced, also once in LanceDB.
-      const c = w.put({ ...job(2), seq: 2, replaces: true });
+      const c = w.put({ ...makeTurnJob(2), seq: 2, replaces: true });
       // Sent right behind an unnumbered put of its own turn, the numbered one still lands last.
-      const d1 = w.put({ ...job(4), seq: null });
-      const d2 = w.put({ ...job(4), seq: 9, replaces: true });
+      const d1 = w.put({ ...makeTurnJob(4), seq: null });
+      const d2 = w.put({ ...makeTurnJob(4), seq: 9, replaces: true });
       await Promise.all([c, d1, d2]);
       await store.flush();
       expect(await store.count("turns")).toBe(5);

@@ -16,13 +16,14 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger, Store, type Turn } from "../core/index.js";
 import { chatBody, post, rigsClosedAfterEach, tagged, waitFor } from "../test/e2e/sidecar-helpers.js";
+import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
 import { SecretMasker } from "./privacy.js";
 import { openRecordStore, recordTables, TurnWriter, type RecordStore } from "./record-store.js";
 import { Recorder, type CallOutcome, type Ticket } from "./recorder.js";
 import { SessionBook } from "./sessions.js";
-import { CachedMasker, type TurnJob } from "./turns.js";
+import { CachedMasker } from "./turns.js";
 
 const logger = createLogger("test", "silent");
 const cleanups: (() => unknown)[] = [];
@@ -37,31 +38,8 @@ function tmpDir(): string {
   return dir;
 }
 
-function job(session: string, i: number, seq: number | null): TurnJob {
-  return {
-    turnId: `${session}-t${i}`,
-    sessionId: session,
-    runId: "r",
-    callId: `r:model:${i}`,
-    turnType: "main",
-    seq,
-    placement: "tagged",
-    parentTurnId: null,
-    endpoint: "chat",
-    model: "m",
-    adapter: null,
-    rawRequest: Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: `q${i}` }] })),
-    requestError: null,
-    startedAt: new Date().toISOString(),
-    ttfbMs: 1,
-    totalMs: 2,
-    upstreamStatus: 200,
-    status: "ok",
-    error: null,
-    assembled: null,
-    traceparent: null,
-  };
-}
+/** Call `i` of `session` (turn `<session>-t<i>`), with `seq` (null: journaled without its place). */
+const job = (session: string, i: number, seq: number | null) => makeTurnJob(i, { turnId: `${session}-t${i}`, sessionId: session, seq });
 
 /** [turn id, seq] of a session's rows, by seq. */
 async function seqs(store: Pick<RecordStore, "listFields">, session: string): Promise<[string, number][]> {
@@ -170,6 +148,29 @@ describe("SessionBook and Recorder with a store process", () => {
   });
 });
 
+type Rig = Awaited<ReturnType<typeof open>>;
+
+/** `calls` tagged calls in each of the sessions `<prefix>-s0…`, the c-th call of every session at once. */
+async function callSessions(r: Rig, prefix: string, sessions: number, calls: number): Promise<void> {
+  for (let c = 1; c <= calls; c++) {
+    await Promise.all(
+      Array.from({ length: sessions }, async (_, s) => {
+        const res = await post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${c}`), tagged(`${prefix}-s${s}`, `${prefix}-run${s}`, c));
+        expect(await res.text()).toContain(`echo: q${c}`);
+      }),
+    );
+  }
+}
+
+/** Once `want` calls are recorded and none waits in the journal: each session's calls are numbered 0, 1, … in order. */
+async function expectNumbered(r: Rig, prefix: string, want: number, sessions: number, calls: number, label: string): Promise<void> {
+  await waitFor(async () => (await r.sc.metrics.turns.get()).values.reduce((n, v) => n + v.value, 0) >= want && r.sc.store.journaled === 0, `${label} to be recorded`, 60_000);
+  for (let s = 0; s < sessions; s++) {
+    const turns: Turn[] = await r.turns(`${prefix}-s${s}`);
+    expect(turns.map((t) => [t.callId, t.seq]), `${label}, session ${s}`).toEqual(Array.from({ length: calls }, (_, c) => [`${prefix}-run${s}:model:${c + 1}`, c]));
+  }
+}
+
 describe("a store process killed -9", () => {
   // The store process crashes and calls of sessions this sidecar has not seen come while it restarts.
   // Before the fix the first session of a round started at 1 (1, 2, 3) in every run tried.
@@ -183,20 +184,8 @@ describe("a store process killed -9", () => {
       const [host] = storeChildren();
       expect(host).toBeDefined();
       process.kill(host!, "SIGKILL");
-      for (let c = 1; c <= calls; c++) {
-        await Promise.all(
-          Array.from({ length: sessions }, async (_, s) => {
-            const res = await post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${c}`), tagged(`k${round}-s${s}`, `k${round}-run${s}`, c));
-            expect(await res.text()).toContain(`echo: q${c}`);
-          }),
-        );
-      }
-      const want = 1 + round * sessions * calls;
-      await waitFor(async () => (await r.sc.metrics.turns.get()).values.reduce((n, v) => n + v.value, 0) >= want && r.sc.store.journaled === 0, `round ${round} to be recorded`, 60_000);
-      for (let s = 0; s < sessions; s++) {
-        const turns: Turn[] = await r.turns(`k${round}-s${s}`);
-        expect(turns.map((t) => [t.callId, t.seq]), `round ${round}, session ${s}`).toEqual(Array.from({ length: calls }, (_, c) => [`k${round}-run${s}:model:${c + 1}`, c]));
-      }
+      await callSessions(r, `k${round}`, sessions, calls);
+      await expectNumbered(r, `k${round}`, 1 + round * sessions * calls, sessions, calls, `round ${round}`);
     }
   });
 
@@ -217,28 +206,13 @@ describe("a store process killed -9", () => {
       const [host] = storeChildren();
       expect(host).toBeDefined();
       process.kill(host!, "SIGSTOP");
-      for (let c = 1; c <= calls; c++) {
-        await Promise.all(
-          Array.from({ length: sessions }, async (_, s) => {
-            const res = await post(`${r.sc.url}/v1/chat/completions`, chatBody(`q${c}`), tagged(`r${round}-s${s}`, `r${round}-run${s}`, c));
-            expect(await res.text()).toContain(`echo: q${c}`);
-          }),
-        );
-      }
+      await callSessions(r, `r${round}`, sessions, calls);
       process.kill(host!, "SIGCONT");
       const until = performance.now() + delay;
       while (performance.now() < until);
       process.kill(host!, "SIGKILL");
       // Recorded (numbered by this sidecar and written again), and all in the new host's log.
-      const want = 1 + round * sessions * calls;
-      await waitFor(async () => (await r.sc.metrics.turns.get()).values.reduce((n, v) => n + v.value, 0) >= want && r.sc.store.journaled === 0, `round ${round} to be recorded`, 60_000);
-      for (let s = 0; s < sessions; s++) {
-        const turns: Turn[] = await r.turns(`r${round}-s${s}`);
-        expect(
-          turns.map((t) => [t.callId, t.seq]),
-          `round ${round} (kill ${delay} ms after SIGCONT), session ${s}`,
-        ).toEqual(Array.from({ length: calls }, (_, c) => [`r${round}-run${s}:model:${c + 1}`, c]));
-      }
+      await expectNumbered(r, `r${round}`, 1 + round * sessions * calls, sessions, calls, `round ${round} (kill ${delay} ms after SIGCONT)`);
     }
   });
 });

@@ -8,8 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../core/index.js";
+import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { openRecordStore, STORE_DATA_ENV, type RecordStore, type RecordStoreOptions, type StoreMessage, type StoreWorkerData } from "./record-store.js";
-import type { TurnJob } from "./turns.js";
 
 const HANG = "CLAWLOOP_TEST_STORE_HANG";
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -199,7 +199,7 @@ describe("a store host that does not start", () => {
     expect(health.lastError).toMatch(/did not report ready within 8 s \(opening LanceDB in /);
     await expect(s.memory()).rejects.toThrow(/not running/);
     // Taken while no store host runs: journaled and answered; stored once the next host is up.
-    const ref = await s.putTurn(job(0));
+    const ref = await s.putTurn(makeTurnJob(0));
     expect(ref.id).toBe("t0");
     const counted = s.count("turns");
     await until("the store to be back", () => s.health().ok, 60_000);
@@ -220,29 +220,3 @@ describe("a store host that does not start", () => {
     expect(storeChildren(process.pid)).toEqual([]);
   });
 });
-
-function job(i: number): TurnJob {
-  return {
-    turnId: `t${i}`,
-    sessionId: "s",
-    runId: "r",
-    callId: `r:model:${i}`,
-    turnType: "main",
-    seq: i,
-    placement: "tagged",
-    parentTurnId: null,
-    endpoint: "chat",
-    model: "m",
-    adapter: null,
-    rawRequest: Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: `q${i}` }] })),
-    requestError: null,
-    startedAt: new Date().toISOString(),
-    ttfbMs: 1,
-    totalMs: 2,
-    upstreamStatus: 200,
-    status: "ok",
-    error: null,
-    assembled: null,
-    traceparent: null,
-  };
-}
