@@ -13,9 +13,10 @@ import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { readStatus } from "./status.js";
 import { fakeBackend, fakeModel } from "./testing/fake-backend.js";
-import { listVersions, readManifest, sha256File } from "./versions.js";
+import { listVersions, sha256File } from "./versions.js";
 import { TrainerState } from "./state.js";
 import { until } from "../test/support/until.js";
+import { switchboardTable as sharedSwitchboardTable } from "../test/support/switchboard-table.js";
 
 let dataDir: string;
 let writer: Store;
@@ -507,19 +508,7 @@ describe("train loop: retention", () => {
 describe("train loop: the switchboard's verdicts", () => {
   /** The `adapters` table as the sidecar's switchboard writes it (sidecar/hotload/switchboard.ts putRow). */
   async function switchboardTable() {
-    const table = await Store.open({ dataDir, writes: ["adapters"], flushIntervalMs: 50 });
-    const rows = new Map<string, AdapterVersion>();
-    const put = async (name: string, patch: Partial<AdapterVersion>) => {
-      const dir = path.join(adapters(), name);
-      const row: AdapterVersion = rows.get(name) ?? {
-        id: name, version: Number(name.slice(1)), dir, manifest: readManifest(dir)!, status: "candidate", statusReason: null,
-        pinned: false, loadedAt: null, liveAt: null, retiredAt: null,
-      };
-      rows.set(name, { ...row, ...patch });
-      table.put("adapters", rows.get(name)!);
-      // Flushed: what the trainer reads is LanceDB, as it is with the sidecar's store host.
-      await table.flush();
-    };
+    const { put, close } = await sharedSwitchboardTable(dataDir, adapters());
     const now = () => new Date().toISOString();
     return {
       live: async (name: string, previous?: string) => {
@@ -528,7 +517,7 @@ describe("train loop: the switchboard's verdicts", () => {
       },
       rejected: (name: string, reason: string) => put(name, { status: "rejected", statusReason: reason, loadedAt: now() }),
       put,
-      close: () => table.close(),
+      close,
     };
   }
 

@@ -8,15 +8,16 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { appendPruned } from "../adapters/index.js";
-import { loadConfig, readTrainPause, resumeTraining, Store, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
+import { loadConfig, readTrainPause, resumeTraining, Store, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
+import { switchboardTable as sharedSwitchboardTable } from "../test/support/switchboard-table.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { pauseOnRejections, readRejectPauseMemory, rejectionRun, rejectPauseFile } from "./reject-pause.js";
 import { readStatus } from "./status.js";
 import { fakeBackend } from "./testing/fake-backend.js";
 import { NO_VERDICTS, type Verdicts } from "./verdicts.js";
-import { listVersions, readManifest, versionName } from "./versions.js";
+import { listVersions, versionName } from "./versions.js";
 
 const v = versionName;
 
@@ -144,25 +145,13 @@ describe("train loop: pausing after rejections in a row", () => {
 
   /** The `adapters` table as the sidecar's switchboard writes it (sidecar/hotload/switchboard.ts putRow, reject, switchTo). */
   async function switchboardTable() {
-    const store = await Store.open({ dataDir, writes: ["adapters"], flushIntervalMs: 50 });
-    const rows = new Map<string, AdapterVersion>();
-    const put = async (name: string, patch: Partial<AdapterVersion>) => {
-      const dir = path.join(adapters(), name);
-      const row: AdapterVersion = rows.get(name) ?? {
-        id: name, version: Number(name.slice(1)), dir, manifest: readManifest(dir)!, status: "candidate", statusReason: null,
-        pinned: false, loadedAt: null, liveAt: null, retiredAt: null,
-      };
-      rows.set(name, { ...row, ...patch });
-      store.put("adapters", rows.get(name)!);
-      // Flushed: what the trainer reads is LanceDB, as it is with the sidecar's store host.
-      await store.flush();
-    };
+    const { put, close } = await sharedSwitchboardTable(dataDir, adapters());
     const now = () => new Date().toISOString();
     return {
       live: (name: string) => put(name, { status: "live", statusReason: null, liveAt: now(), retiredAt: null }),
       rejected: (name: string) => put(name, { status: "rejected", statusReason: `log-prob check failed on ${name}` }),
       superseded: (name: string, by: string) => put(name, { status: "retired", statusReason: `superseded by ${by} before it was loaded`, retiredAt: now() }),
-      close: () => store.close(),
+      close,
     };
   }
 
