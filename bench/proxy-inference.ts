@@ -10,13 +10,12 @@
 // conversations with an OpenClaw-sized history (a ~40 KB system prompt, tool schemas, earlier
 // turns), the most hashing inference ever does per request. Reported: added TTFB and total time
 // (p50/p99), sidecar CPU per call, RSS, and how the inference sidecar placed the calls.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
-import { EXIT_WITH_PARENT_ENV } from "../cli/shared.js";
+import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
 
 export interface InferenceSectionOptions {
   /** The bench upstream (`http://host:port`). */
@@ -76,22 +75,9 @@ function pct(xs: number[], p: number): number {
 
 async function startSidecar(name: string, opts: InferenceSectionOptions, env: NodeJS.ProcessEnv): Promise<Sidecar> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), `clawloop-bench-inference-${name}-`));
-  // Executed as a user's shell does, on this Node.
-  const child = spawn(opts.cli, ["sidecar", "--upstream", `${opts.upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit", "ipc"],
-    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, [EXIT_WITH_PARENT_ENV]: "1", ...env },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const rl = readline.createInterface({ input: child.stdout! });
-    rl.on("line", (line) => {
-      try {
-        const rec = JSON.parse(line) as { msg?: string; url?: string };
-        if (rec.msg === "sidecar listening" && rec.url) resolve(rec.url);
-      } catch {
-        // not JSON
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`sidecar ${name} exited early with ${code}`)));
+  const child = spawnSidecar(opts.cli, opts.upstreamUrl, data, env);
+  const url = await waitForJsonLine(child, listeningUrl).catch((err: Error) => {
+    throw new Error(`sidecar ${name}: ${err.message}`);
   });
   return { name, url, token: fs.readFileSync(path.join(data, "token"), "utf8").trim(), child, data };
 }

@@ -29,12 +29,11 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { EXIT_WITH_PARENT_ENV } from "../cli/shared.js";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
 import { inferenceSection } from "./proxy-inference.js";
+import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -72,6 +71,8 @@ if (args.help) {
 const TOKENS = Number(args.tokens);
 const TPS = Number(args.tps);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The `clawloop` executable, as a user runs it. */
+const BIN = path.join(ROOT, "bin", "clawloop.js");
 
 // ---------------------------------------------------------------------------------------------
 // The upstream process
@@ -114,21 +115,6 @@ async function runRelay(target: string): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-function waitForJsonLine(child: ChildProcess, pick: (rec: Record<string, unknown>) => string | null): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const rl = readline.createInterface({ input: child.stdout! });
-    rl.on("line", (line) => {
-      try {
-        const v = pick(JSON.parse(line) as Record<string, unknown>);
-        if (v) resolve(v);
-      } catch {
-        // not JSON
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`child exited early with ${code}`)));
-  });
-}
 
 const TICK = 100; // USER_HZ on Linux
 /**
@@ -375,22 +361,12 @@ interface RunningSidecar {
 /** `clawloop sidecar` as a user starts it, with its store on `host`, in a data directory of its own. */
 async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSidecar> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
-  // Executed as a user's shell does (bin/clawloop.js then gives the sidecar its malloc settings), on
-  // this Node. A profile is asked for through NODE_OPTIONS, which the store process inherits: it is
-  // profiled too (the profiles are named by pid).
-  // Over the IPC channel it learns when this process is gone, however it ended (cli/shared.ts).
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`,
-    CLAWLOOP_SIDECAR_STORE_HOST: host,
-    [EXIT_WITH_PARENT_ENV]: "1",
-  };
-  if (args.profile) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${path.resolve(args.profile)}`.trim();
-  const child = spawn(path.join(ROOT, "bin", "clawloop.js"), ["sidecar", "--upstream", `${upstreamUrl}/v1`, "--port", "0", "--data", data, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit", "ipc"],
-    env,
-  });
-  const url = await waitForJsonLine(child, (r) => (r.msg === "sidecar listening" && typeof r.url === "string" ? r.url : null));
+  // A profile is asked for through NODE_OPTIONS, which the store process inherits: it is profiled
+  // too (the profiles are named by pid).
+  const env: NodeJS.ProcessEnv = { CLAWLOOP_SIDECAR_STORE_HOST: host };
+  if (args.profile) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${path.resolve(args.profile)}`.trim();
+  const child = spawnSidecar(BIN, upstreamUrl, data, env);
+  const url = await waitForJsonLine(child, listeningUrl);
   // Keep reading its log so a full pipe never blocks it.
   child.stdout!.resume();
   return { url, pid: child.pid!, token: fs.readFileSync(path.join(data, "token"), "utf8").trim(), child, data };
@@ -635,7 +611,7 @@ async function main(): Promise<void> {
     }
 
     // Session inference: the latency it adds at 10,000 stored turns, on vs off (bench/proxy-inference.ts).
-    if (sections.has("inference")) await inferenceSection({ upstreamUrl, cli: path.join(ROOT, "bin", "clawloop.js"), turns: N, quick: q });
+    if (sections.has("inference")) await inferenceSection({ upstreamUrl, cli: BIN, turns: N, quick: q });
   } finally {
     for (const s of sidecars) await stopSidecar(s);
     for (const c of children.reverse()) {
