@@ -284,13 +284,6 @@ export class HotloadSwitchboard implements Switchboard {
     return next;
   }
 
-  /** Whether the version the row of `name` describes is the one in its directory now. */
-  private onDisk(name: string): boolean {
-    const row = this.rows.get(name);
-    const manifest = readVersionManifest(path.join(this.opts.adaptersDir, name));
-    return !!row && !!manifest && sameVersion(row.manifest, manifest);
-  }
-
   /**
    * When the row of `name` describes another version than the one on disk now (see the top of this
    * file), replaces it with a fresh candidate row and forgets what the switchboard held of the old
@@ -352,8 +345,9 @@ export class HotloadSwitchboard implements Switchboard {
     }
     for (const v of all) if (!this.rows.has(v.name)) this.putRow(v.name, {});
     // Only newer versions replace the live one, unless its directory no longer holds it (the
-    // lineage started over while it was live): numbers of another lineage say nothing.
-    const liveVersion = this.live && this.onDisk(this.live.version) ? Number(this.live.version.slice(1)) : 0;
+    // lineage started over while it was live): numbers of another lineage say nothing. (A live
+    // version whose directory holds another version now was forgotten above.)
+    const liveVersion = this.live && all.some((v) => v.name === this.live!.version) ? Number(this.live.version.slice(1)) : 0;
     const pending = all.filter((v) => v.version > liveVersion && this.rows.get(v.name)?.status === "candidate");
     const newest = pending.at(-1);
     if (!newest) {
