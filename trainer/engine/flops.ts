@@ -35,10 +35,7 @@ function targetsOf(c: ModelConfig, s: FlopShape): Set<LoraTarget> {
 
 /** Multiply-adds of one layer's frozen projections, per token. */
 function perLayerLinear(c: ModelConfig): number {
-  const D = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  return D * q + 2 * D * kv + q * D + 3 * D * c.intermediateSize;
+  return Object.values(loraDims(c)).reduce((n, d) => n + d.in * d.out, 0);
 }
 
 /** Σ (in + out) over the adapted projections: a LoRA pair costs rank · (in + out) multiply-adds per token. */
@@ -68,21 +65,19 @@ export function forwardFlops(c: ModelConfig, s: FlopShape): number {
  * when the first target sits later in the layer, the o, gate/up or down input gradients before it.
  */
 function firstLayerSkipped(c: ModelConfig, s: FlopShape, t: Set<LoraTarget>): number {
+  const dims = loraDims(c);
   const tokens = s.batch * s.tokens;
-  const D = c.hiddenSize;
-  const F = c.intermediateSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const r = s.rank;
   const count = (...xs: LoraTarget[]) => xs.filter((x) => t.has(x)).length;
+  // The input gradient of projections: the frozen product, and of an adapted one the LoRA A part (rank · in).
+  const inputGradient = (...ps: LoraTarget[]) => tokens * ps.reduce((n, p) => n + dims[p].in * dims[p].out + (t.has(p) ? s.rank * dims[p].in : 0), 0);
   const qkv = count("q", "k", "v");
-  let skipped = tokens * D * (q + 2 * kv) + tokens * r * D * qkv;
+  let skipped = inputGradient("q", "k", "v");
   // Backward products of attention: dP = dO·Vᵀ (for dQ and dK), dQ, dK, dV.
-  const needed = (t.has("q") || t.has("k") ? 1 : 0) + count("q", "k", "v");
+  const needed = (t.has("q") || t.has("k") ? 1 : 0) + qkv;
   skipped += (4 - needed) * attentionProduct(c, s);
-  if (qkv === 0) skipped += tokens * q * (D + r * count("o"));
-  if (qkv + count("o") === 0) skipped += tokens * D * (2 * F + r * count("gate", "up"));
-  if (qkv + count("o", "gate", "up") === 0) skipped += tokens * F * (D + r * count("down"));
+  if (qkv === 0) skipped += inputGradient("o");
+  if (qkv + count("o") === 0) skipped += inputGradient("gate", "up");
+  if (qkv + count("o", "gate", "up") === 0) skipped += inputGradient("down");
   return skipped;
 }
 
