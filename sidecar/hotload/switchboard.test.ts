@@ -6,11 +6,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig, silentLogger, type AdapterVersion } from "../../core/index.js";
+import { loadConfig, silentLogger, Store, type AdapterVersion } from "../../core/index.js";
 import { startLoraServer, type LoraServer } from "../../fixtures/servers/lora.js";
 import { tokenLogprob } from "../../fixtures/upstream/index.js";
 import { tinyAdapter, versionName, writeVersion } from "../../test/support/adapter-versions.js";
-import { readHead, readVersionManifest } from "../../adapters/index.js";
+import { appendPruned, prunedRecord, readHead, readVersionManifest } from "../../adapters/index.js";
+import { readVerdicts } from "../../trainer/verdicts.js";
+import { rejectionRun } from "../../trainer/reject-pause.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "./index.js";
 import type { HotloadStatus } from "./switchboard.js";
 
@@ -450,5 +452,55 @@ describe("hot-load switchboard: a lineage started over under the same names", ()
     // Loaded again from the new directory (the old copy unloaded first), not switched to the old copy.
     expect(r.server.calls.slice(-2)).toEqual(["unload clawloop-v000001", "load clawloop-v000001"]);
     expect((await rows(r)).get("v000001")).toMatchObject({ status: "live", manifest: readVersionManifest(v1) });
+  });
+});
+
+// The live (and pinned) version's directory is gone when the sidecar starts again: pruned or moved
+// away by the user. Nothing was wrong with that version, so it is retired, not rejected, and the
+// trainer (which reads rejections as verdicts) sees no rejection.
+describe("hot-load switchboard: the live version's directory gone at a restart", () => {
+  it("retires (not rejects) and unpins it; the trainer counts no rejection; newer versions go live", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+    const a = await startRig({ dataDir, server });
+    writeVersion(a.adapters, 1);
+    writeVersion(a.adapters, 2);
+    await a.waitLive("v000002");
+    expect((await a.api("/clawloop/v1/adapters/pin", { version: "v000002" })).status).toBe(200);
+    await a.sc.close();
+    await server.close();
+    // Pruned as retention prunes (recorded first, then the directory goes), so the trainer's
+    // reject-pause would count a rejection of it.
+    const v2 = path.join(a.adapters, "v000002");
+    appendPruned(a.adapters, [prunedRecord(readVersionManifest(v2)!)]);
+    fs.rmSync(v2, { recursive: true });
+
+    const server2 = await startLoraServer({ kind: "vllm", model: "base-m" });
+    cleanup.push(() => server2.close());
+    const b = await startRig({ dataDir, server: server2 });
+    // Until the first pass (with the base known) has run; the restore is part of it.
+    for (const until = Date.now() + 15_000; b.sc.hotload!.status().base === null; ) {
+      if (Date.now() > until) throw new Error(JSON.stringify(b.sc.hotload!.status()));
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await b.sc.hotload!.idle();
+    const st = b.sc.hotload!.status();
+    expect(st).toMatchObject({ live: null, pinned: null, lastRejection: null });
+    expect((await b.chat()).model).toBe("base-m");
+    // Not held back by the old pin.
+    writeVersion(b.adapters, 3, { parent: "v000001" });
+    await b.waitLive("v000003");
+    await b.sc.close();
+
+    const store = await Store.open({ dataDir, writes: [] });
+    cleanup.push(() => store.close());
+    const row = (await store.list("adapters")).find((x) => x.id === "v000002")!;
+    expect(row).toMatchObject({ status: "retired", pinned: false });
+    expect(row.statusReason).toContain("directory is gone");
+    expect(row.liveAt).not.toBeNull();
+    const verdicts = await readVerdicts(store, b.adapters);
+    expect([...verdicts.rejected.keys()]).toEqual([]);
+    expect(rejectionRun(["v000001", "v000002", "v000003"], verdicts, 1)).toBeNull();
   });
 });

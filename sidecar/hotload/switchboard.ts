@@ -13,7 +13,8 @@
 //
 // Statuses in the `adapters` table, one row per version: candidate → live → retired, or rejected.
 // Pinning (and rollback, which pins) freezes the live version: new versions wait as candidates
-// until unpin. On start the live (or pinned) version of the table is loaded again.
+// until unpin. On start the live (or pinned) version of the table is loaded again; if its directory
+// is gone meanwhile (pruned, moved away), its row is retired (not rejected) and unpinned.
 //
 // A row describes the version that had its name when the row was written, not whatever has the
 // name now: a lineage started over (the adapters directory moved away, the data kept — what the
@@ -104,6 +105,9 @@ export class AdapterApiError extends Error {
 
 /** Thrown inside processing to reject a version with a reason. */
 class Rejection extends Error {}
+
+/** How an attempt to make a version live ended. */
+type BringLive = "live" | "waiting" | "rejected" | "gone";
 
 export class HotloadSwitchboard implements Switchboard {
   private live: Slot | null = null;
@@ -334,11 +338,11 @@ export class HotloadSwitchboard implements Switchboard {
     for (const v of all) this.forgetIfStale(v.name);
     if (this.restoreTarget) {
       const target = this.restoreTarget;
-      const ok = await this.bringLive(driver, target, { restore: true });
-      if (!ok && this.rows.get(target)?.status !== "rejected") return;
-      // Restored, or its files went bad while we were down (then the base serves until the next version).
+      const outcome = await this.bringLive(driver, target, { restore: true });
+      if (outcome === "waiting") return;
+      // Restored, or its files went bad or away while we were down (then the base serves until the next version).
       this.restoreTarget = null;
-      if (!ok && this.pinned === target) {
+      if (outcome !== "live" && this.pinned === target) {
         this.pinned = null;
         this.putRow(target, { pinned: false });
       }
@@ -394,16 +398,19 @@ export class HotloadSwitchboard implements Switchboard {
   }
 
   /**
-   * Loads (unless loaded), checks and switches to `name`. Returns false when it is waiting (to be
-   * retried) or was rejected.
+   * Loads (unless loaded), checks and switches to `name`. `waiting`: to be retried; `gone`: its
+   * directory no longer holds it (retired, see retireGone).
    */
-  private async bringLive(driver: AdapterDriver, name: string, how: { restore?: boolean; pin?: boolean }): Promise<boolean> {
+  private async bringLive(driver: AdapterDriver, name: string, how: { restore?: boolean; pin?: boolean }): Promise<BringLive> {
     const dir = path.join(this.opts.adaptersDir, name);
     const base = this.base!;
     let slot = this.slots.get(name) ?? null;
     try {
       if (!slot) {
-        if (!fs.existsSync(path.join(dir, "manifest.json"))) throw new Rejection(`${dir} is not an adapter version (no manifest.json)`);
+        if (!fs.existsSync(path.join(dir, "manifest.json"))) {
+          this.retireGone(name);
+          return "gone";
+        }
         const problems = versionProblems(dir, driver.capabilities.format);
         if (problems.length) throw new Rejection(problems.join("; "));
         let probeFile;
@@ -427,7 +434,7 @@ export class HotloadSwitchboard implements Switchboard {
           this.waiting = { version: name, reason: e.message };
           this.putRow(name, { statusReason: `waiting: ${e.message}` });
           this.noteError(e.message);
-          return false;
+          return "waiting";
         }
         slot = { version: name, servedName, requestModel: driver.requestModel(servedName, base), inflight: 0, retiring: false };
         this.slots.set(name, slot);
@@ -440,10 +447,22 @@ export class HotloadSwitchboard implements Switchboard {
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
       await this.reject(name, err.message, slot);
-      return false;
+      return "rejected";
     }
     this.switchTo(slot, how);
-    return true;
+    return "live";
+  }
+
+  /**
+   * A version to re-load (or roll back to) whose directory is gone: pruned, moved or deleted by the
+   * user while the sidecar was down. Nothing says it was bad, so it is retired, not rejected (the
+   * trainer reads a rejection as a verdict on the version and on what was built on it).
+   */
+  private retireGone(name: string): void {
+    const reason = `its directory is gone (no ${path.join(this.opts.adaptersDir, name, "manifest.json")}): pruned or moved away`;
+    if (this.waiting?.version === name) this.waiting = null;
+    this.putRow(name, { status: "retired", statusReason: reason, retiredAt: new Date().toISOString() });
+    this.opts.logger.warn({ version: name, reason }, "adapter version retired");
   }
 
   private async check(driver: AdapterDriver, slot: Slot, probeFile: ReturnType<typeof readProbeFile>, base: string): Promise<void> {
@@ -611,10 +630,11 @@ export class HotloadSwitchboard implements Switchboard {
     const driver = this.requireDriver();
     if (!this.base) this.base = await driver.baseModel();
     if (this.live?.version !== name) {
-      const ok = await this.bringLive(driver, name, { pin: true });
-      if (!ok) {
+      const outcome = await this.bringLive(driver, name, { pin: true });
+      if (outcome !== "live") {
         const row = this.rows.get(name);
-        throw new AdapterApiError(row?.status === "rejected" ? 409 : 503, `${why} to ${name} failed: ${row?.statusReason ?? this.lastError?.message ?? "unknown reason"}`);
+        const status = { rejected: 409, gone: 404, waiting: 503 }[outcome];
+        throw new AdapterApiError(status, `${why} to ${name} failed: ${row?.statusReason ?? this.lastError?.message ?? "unknown reason"}`);
       }
     }
     if (this.pinned && this.pinned !== name) this.putRow(this.pinned, { pinned: false });
