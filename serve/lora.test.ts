@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createLoraAdapter, seededRandom, writeGgufLora, type LoraAdapter, type LoraConfig } from "../adapters/index.js";
+import type { OpenAIErrorBody } from "../core/index.js";
 import { referenceLogprobs } from "../test/support/llama-reference.js";
 import { startServer, type RunningServer } from "./index.js";
 
@@ -64,7 +65,8 @@ let prompt: number[] = [];
 async function scored(model: string): Promise<number[]> {
   const res = await post("/v1/completions", { model, prompt, max_tokens: 0, prompt_logprobs: 0 });
   expect(res.status).toBe(200);
-  const pl = (await res.json()).choices[0].prompt_logprobs as (Record<string, { logprob: number }> | null)[];
+  const body = (await res.json()) as { choices: { prompt_logprobs: (Record<string, { logprob: number }> | null)[] }[] };
+  const pl = body.choices[0]!.prompt_logprobs;
   return pl.slice(1).map((e, i) => e![String(prompt[i + 1])]!.logprob);
 }
 
@@ -73,8 +75,8 @@ const meanDiff = (a: number[], b: number[]) => a.reduce((s, x, i) => s + Math.ab
 
 describe("LoRA adapters", () => {
   it("loads adapters given at start and lists them like vLLM", async () => {
-    const models = await (await fetch(server.url + "/v1/models")).json();
-    expect(models.data.map((m: { id: string }) => m.id)).toEqual(["smol", "v000000"]);
+    const models = (await (await fetch(server.url + "/v1/models")).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(["smol", "v000000"]);
     expect(models.data[1]).toMatchObject({ owned_by: "clawloop", parent: "smol", root: path.join(dir, "v000000") });
   });
 
@@ -112,7 +114,7 @@ describe("LoRA adapters", () => {
     expect(maxDiff(await scored("v000001"), await scored("smol"))).toBeLessThan(1e-4);
     const again = await post("/v1/load_lora_adapter", { lora_name: "v000001", lora_path: vdir });
     expect(again.status).toBe(400);
-    expect((await again.json()).error.message).toMatch(/already been loaded/);
+    expect(((await again.json()) as OpenAIErrorBody).error.message).toMatch(/already been loaded/);
     const un = await post("/v1/unload_lora_adapter", { lora_name: "v000001" });
     expect(un.status).toBe(200);
     expect(await un.text()).toBe("Success: LoRA adapter 'v000001' removed successfully.");
@@ -232,7 +234,7 @@ describe("LoRA adapters", () => {
     if (resolved.lora_path === "<qwen2>") resolved.lora_path = writeVersion("qwen2", adapter(6), { architecture: "qwen2", numHeads: 9, numKvHeads: 3 });
     const res = await post("/v1/load_lora_adapter", resolved);
     expect(res.status).toBe(status);
-    expect((await res.json()).error.message).toMatch(message);
+    expect(((await res.json()) as OpenAIErrorBody).error.message).toMatch(message);
     // Nothing half-loaded stays behind.
     expect(server.engine.adapters().map((a) => a.name)).toEqual(["v000000"]);
   });
@@ -240,7 +242,7 @@ describe("LoRA adapters", () => {
   it("refuses to unload what is not loaded, or the base model", async () => {
     const res = await post("/v1/unload_lora_adapter", { lora_name: "nope" });
     expect(res.status).toBe(404);
-    expect((await res.json()).error.message).toMatch(/cannot be found/);
+    expect(((await res.json()) as OpenAIErrorBody).error.message).toMatch(/cannot be found/);
     expect((await post("/v1/unload_lora_adapter", { lora_name: "smol" })).status).toBe(400);
   });
 });

@@ -1,8 +1,9 @@
 // The embedded engine against the real SmolLM2-135M-Instruct GGUF: wire shapes (vLLM's), SSE
 // framing byte by byte, token ids and raw log-probs checked against an independent computation,
 // prompt log-probs for scoring, tools, concurrency, cancellation, and bad input.
+import type { Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderChat, type ChatMessage } from "../core/index.js";
+import { renderChat, type ChatMessage, type OpenAIErrorBody } from "../core/index.js";
 import { referenceLogprobs } from "../test/support/llama-reference.js";
 import { startServer, type RunningServer } from "./index.js";
 
@@ -59,7 +60,7 @@ const messages: ChatMessage[] = [
   { role: "user", content: "Name three colors." },
 ];
 
-function renderedIds(msgs: ChatMessage[], tools: unknown[] | null = null): number[] {
+function renderedIds(msgs: ChatMessage[], tools: unknown[] | null = null): Token[] {
   const e = server.engine;
   const text = renderChat(e.chatTemplate, msgs, { addGenerationPrompt: true, tools, bosToken: e.bosToken, eosToken: e.eosToken });
   return e.model.tokenize(text, true);
@@ -84,7 +85,8 @@ describe("chat completions", () => {
     expect(["stop", "length"]).toContain(choice.finish_reason);
     // Prompt ids are the model's template rendered and tokenized by llama.cpp.
     expect(json.prompt_token_ids).toEqual(renderedIds(messages));
-    const ids: number[] = choice.token_ids;
+    // The wire's token ids are the model's own: typed as such to hand them back to llama.cpp.
+    const ids: Token[] = choice.token_ids;
     expect(json.usage).toEqual({ prompt_tokens: json.prompt_token_ids.length, completion_tokens: ids.length, total_tokens: json.prompt_token_ids.length + ids.length });
     // The text is exactly the sampled ids, and llama.cpp tokenizes that text back to the same ids.
     const e = server.engine;
@@ -352,7 +354,7 @@ describe("identity and bad input", () => {
   it("identifies itself and lists the model", async () => {
     const v = await (await fetch(server.url + "/version")).json();
     expect(v).toMatchObject({ engine: "clawloop", model: "smol" });
-    const models = await (await fetch(server.url + "/v1/models")).json();
+    const models = (await (await fetch(server.url + "/v1/models")).json()) as { object: string; data: Record<string, unknown>[] };
     expect(models.object).toBe("list");
     expect(models.data[0]).toMatchObject({ id: "smol", object: "model", owned_by: "clawloop", parent: null, max_model_len: 1024 });
     expect((await fetch(server.url + "/health")).status).toBe(200);
@@ -376,7 +378,7 @@ describe("identity and bad input", () => {
   ])("rejects %s with a clear error", async (_what, path, body, status, message) => {
     const res = await post(path, body);
     expect(res.status).toBe(status);
-    const json = await res.json();
+    const json = (await res.json()) as OpenAIErrorBody;
     expect(json.error.message).toMatch(message);
     expect(json.error.code).toBe(status);
     expect(typeof json.error.type).toBe("string");

@@ -80,7 +80,8 @@ describe("CallJournal", () => {
     expect(r.torn).toBe(true);
     // A flipped byte in the second entry: its checksum no longer matches.
     const buf = fs.readFileSync(file);
-    buf[8 + 100 + 8 + 3] ^= 0xff;
+    const flipped = 8 + 100 + 8 + 3;
+    buf.writeUInt8(buf.readUInt8(flipped) ^ 0xff, flipped);
     fs.writeFileSync(file, buf);
     r = CallJournal.open({ dir, logger }).readLeftover(seg);
     expect(r.entries.map((e) => e.toString())).toEqual([entry(1).toString()]);

@@ -12,7 +12,7 @@ import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type Ad
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { readStatus } from "./status.js";
-import { fakeBackend, fakeModel } from "./testing/fake-backend.js";
+import { FakeEngine, fakeBackend, fakeModel } from "./testing/fake-backend.js";
 import { listVersions, sha256File } from "./versions.js";
 import { TrainerState } from "./state.js";
 import { until } from "../test/support/until.js";
@@ -60,6 +60,12 @@ async function addJudged(from: number, to: number, score: (i: number) => Reward 
 
 function config(over: Partial<Config["train"]> = {}, adapters: Partial<Config["adapters"]> = {}): Config {
   return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 3, maxWaitSec: 60, pollMs: 30, lr: 0.1, ...over }, adapters } });
+}
+
+/** An engine fakeBackend made, with its test seams (failNext, calls): createEngine is typed as any TrainEngine. */
+function asFake(e: unknown): FakeEngine {
+  if (!(e instanceof FakeEngine)) throw new Error("expected the FakeEngine that fakeBackend makes");
+  return e;
 }
 
 async function start(cfg: Config, backend = fakeBackend()): Promise<TrainLoop> {
@@ -157,7 +163,7 @@ describe("train loop", () => {
     const origCreate = backend.createEngine.bind(backend);
     backend.createEngine = async (...args) => {
       const e = await origCreate(...args);
-      (e as { failNext: number }).failNext = 2;
+      asFake(e).failNext = 2;
       return e;
     };
     await start(config({ maxWaitSec: 0 }), backend);
@@ -411,7 +417,7 @@ describe("train loop: pause", () => {
       const step = e.trainStep.bind(e);
       e.trainStep = async (...a) => {
         // The user pauses while the first step runs.
-        if (e.calls.trainStep.length === 0) pauseTraining(dataDir, "test");
+        if (asFake(e).calls.trainStep.length === 0) pauseTraining(dataDir, "test");
         return step(...a);
       };
       return e;

@@ -11,7 +11,7 @@ const status = (over: Partial<TrainStatus> = {}): TrainStatus => ({
   samplesSkipped: { "no-signal": 1, "empty-response": 0, "too-long": 0, unrenderable: 0, failed: 0 },
   awaitingTurn: 0, version: "v000003",
   lastStep: { version: "v000003", step: 3, loss: 0.12345, meanReward: 0.5, samples: 4, durationMs: 900, at: "t" },
-  rewardTrend: [-1, 0, 0.5, 1], lastError: null, startedAt: "t", updatedAt: "t", ...over,
+  rewardTrend: [-1, 0, 0.5, 1], lastError: null, paused: null, startedAt: "t", updatedAt: "t", ...over,
 });
 
 function sink(isTTY: boolean): { stream: Writable & { isTTY?: boolean; columns?: number }; text: () => string } {

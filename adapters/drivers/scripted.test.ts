@@ -23,6 +23,17 @@ afterEach(async () => {
 
 const ggufBase = { architecture: "llama", numHeads: 2, numKvHeads: 2 };
 
+/** The DriverError a call rejects with; a call that succeeds or throws anything else fails the test. */
+async function driverError(call: Promise<unknown>): Promise<DriverError> {
+  try {
+    await call;
+  } catch (e) {
+    if (e instanceof DriverError) return e;
+    throw e;
+  }
+  throw new Error("expected the call to reject with a DriverError; it succeeded");
+}
+
 describe("vLLM driver", () => {
   it("loads each version under its own name, serves it, scores through prompt_logprobs, unloads", async () => {
     server = await startLoraServer({ kind: "vllm", model: "base-m" });
@@ -54,7 +65,7 @@ describe("vLLM driver", () => {
   it("says how to start vLLM when runtime loading is off, and reports the server's refusal", async () => {
     server = await startLoraServer({ kind: "vllm", model: "base-m", runtimeUpdating: false });
     const d = new VllmDriver({ url: server.url });
-    const err = await d.load("clawloop-v000001", writeVersion(dir, 1)).catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.load("clawloop-v000001", writeVersion(dir, 1)));
     expect(err).toBeInstanceOf(DriverError);
     expect(err.permanent).toBe(true);
     expect(err.message).toContain("VLLM_ALLOW_RUNTIME_LORA_UPDATING=True");
@@ -62,16 +73,16 @@ describe("vLLM driver", () => {
 
     server = await startLoraServer({ kind: "vllm", model: "base-m", maxLoraRank: 2 });
     const d2 = new VllmDriver({ url: server.url });
-    const refused = await d2.load("clawloop-v000002", writeVersion(dir, 2)).catch((e: unknown) => e as DriverError);
+    const refused = await driverError(d2.load("clawloop-v000002", writeVersion(dir, 2)));
     expect(refused.status).toBe(400);
     expect(refused.message).toContain("max_lora_rank");
-    const missing = await d2.load("clawloop-v000009", path.join(dir, "nowhere")).catch((e: unknown) => e as DriverError);
+    const missing = await driverError(d2.load("clawloop-v000009", path.join(dir, "nowhere")));
     expect(missing.status).toBe(404);
   });
 
   it("reaches no server: a passing failure, not a refusal", async () => {
     const d = new VllmDriver({ url: "http://127.0.0.1:9", timeoutMs: 2000 });
-    const err = await d.load("x", dir).catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.load("x", dir));
     expect(err).toBeInstanceOf(DriverError);
     expect(err.status).toBeNull();
     expect(err.permanent).toBe(false);
@@ -103,7 +114,7 @@ describe("SGLang driver", () => {
   it("reports a load the server refused with its error_message", async () => {
     server = await startLoraServer({ kind: "sglang", model: "base-s" });
     const d = new SglangDriver({ url: server.url });
-    const err = await d.load("clawloop-v000001", path.join(dir, "missing")).catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.load("clawloop-v000001", path.join(dir, "missing")));
     expect(err.status).toBe(400);
     expect(err.message).toContain("adapter_config.json");
   });
@@ -137,11 +148,11 @@ describe("Ollama driver", () => {
   it("explains a release that no longer creates models with adapters, and a missing GGUF", async () => {
     server = await startLoraServer({ kind: "ollama", model: "smol:latest", refuseAdapters: true });
     const d = new OllamaDriver({ url: server.url, baseModel: "smol:latest" });
-    const err = await d.load("smol-clawloop:v000001", writeVersion(dir, 1, { gguf: ggufBase })).catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.load("smol-clawloop:v000001", writeVersion(dir, 1, { gguf: ggufBase })));
     expect(err.permanent).toBe(true);
     expect(err.message).toMatch(/v0\.34\.1/);
     expect(err.message).toContain("clawloop up --model");
-    const noGguf = await d.load("smol-clawloop:v000002", writeVersion(dir, 2)).catch((e: unknown) => e as DriverError);
+    const noGguf = await driverError(d.load("smol-clawloop:v000002", writeVersion(dir, 2)));
     expect(noGguf.message).toContain("adapter.gguf is missing");
   });
 
@@ -151,7 +162,7 @@ describe("Ollama driver", () => {
     const v = writeVersion(dir, 1, { gguf: ggufBase });
     // Another model on the same Ollama (made here the only way the scripted server makes models).
     await new OllamaDriver({ url: server.url, baseModel: "a:latest" }).load("other:latest", v);
-    const err = await d.baseModel().catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.baseModel());
     expect(err.message).toContain("adapters.baseModel");
   });
 });
@@ -161,7 +172,7 @@ describe("llama.cpp driver", () => {
     const v4 = writeVersion(dir, 4, { gguf: ggufBase });
     server = await startLoraServer({ kind: "llamacpp", model: "base-l" });
     const d = new LlamaCppDriver({ url: server.url, baseModel: "base-l" });
-    const err = await d.load("clawloop-v000004", v4).catch((e: unknown) => e as DriverError);
+    const err = await driverError(d.load("clawloop-v000004", v4));
     expect(err.permanent).toBe(true);
     expect(err.message).toContain(`--lora ${path.join(v4, "adapter.gguf")}`);
     await server.close();

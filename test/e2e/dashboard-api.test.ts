@@ -186,7 +186,7 @@ describe("read endpoints", () => {
     expect(rw.points.map((p: { score: number }) => p.score)).toEqual(scores);
     const expected = scores.map((_, i) => {
       const w = scores.slice(Math.max(0, i - 2), i + 1);
-      return w.reduce((a, b) => a + b, 0) / w.length;
+      return w.reduce((a: number, b) => a + b, 0) / w.length;
     });
     rw.rolling.forEach((p: { mean: number }, i: number) => expect(p.mean).toBeCloseTo(expected[i]!, 12));
   });

@@ -23,6 +23,10 @@ let browser: Browser;
 let ctx: BrowserContext;
 let page: Page;
 const requested: string[] = [];
+// The page functions below run in the browser but are type-checked without the DOM lib (which would
+// loosen node's types for every test, e.g. Response.json() to any): they name only what they touch
+// (globalThis is the page's window).
+type WithDataset = { dataset: Record<string, string | undefined> };
 const problems: string[] = [];
 
 async function adapters(): Promise<{ live: string | null; pinned: string | null; versions: { id: string; status: string }[] }> {
@@ -96,7 +100,7 @@ describe("dashboard in Chromium", () => {
   });
 
   it("follows new turns and judgments without a reload", async () => {
-    const marker = await page.evaluate(() => ((window as unknown as { __marker: number }).__marker = Math.random()));
+    const marker = await page.evaluate(() => ((globalThis as unknown as { __marker: number }).__marker = Math.random()));
     const answer = await post(`${sc.url}/v1/chat/completions`, { model: "scripted-model", messages: [{ role: "user", content: "What does the dashboard show now?" }] }, tagged("s-alice", "live-run", 1));
     expect(answer.status).toBe(200);
     await answer.text();
@@ -121,7 +125,7 @@ describe("dashboard in Chromium", () => {
     await judge.close();
     await expect.poll(() => first.locator(".turn-head .reward").innerText(), { timeout: 15_000 }).toBe("−1");
     expect(await first.locator(".hint").innerText()).toContain("instead of echoing");
-    expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(marker);
+    expect(await page.evaluate(() => (globalThis as unknown as { __marker?: number }).__marker)).toBe(marker);
   });
 
   it("searches turns by text and opens a session", async () => {
@@ -182,14 +186,14 @@ describe("dashboard in Chromium", () => {
     // The samples link opens the turns that version was trained on.
     await row("v000002").locator("a").first().click();
     await expect.poll(() => page.locator(".timeline-head h2").innerText()).toBe("Training samples");
-    const ids = await page.locator(".timeline .turn").evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.turnId));
+    const ids = await page.locator(".timeline .turn").evaluateAll((els: WithDataset[]) => els.map((e) => e.dataset.turnId));
     expect(ids.sort()).toEqual([...seed.samplesOf.v000002!].sort());
   });
 
   it("health: the four loops, queues and last errors", async () => {
     await page.click(".tabs a[data-view=health]");
     await page.locator(".loops .loop").first().waitFor();
-    expect(await page.locator(".loops .loop").evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.loop))).toEqual(["serve", "collect", "judge", "train"]);
+    expect(await page.locator(".loops .loop").evaluateAll((els: WithDataset[]) => els.map((e) => e.dataset.loop))).toEqual(["serve", "collect", "judge", "train"]);
     expect(await page.locator(".loop[data-loop=serve]").getAttribute("class")).toContain("loop-ok");
     expect(await page.locator(".loop[data-loop=judge]").innerText()).toContain("running");
     expect(await page.locator(".loop[data-loop=train]").innerText()).toContain("its process is gone");

@@ -37,7 +37,9 @@ function isolated(name: string, config: string) {
 
 describe("clawloop openclaw install with the real OpenClaw CLI", () => {
   it("changes nothing when OpenClaw refuses the change, and says why", async () => {
-    onTestFailed(() => process.stderr.write(`\n${log.tail()}\n`));
+    onTestFailed(() => {
+      process.stderr.write(`\n${log.tail()}\n`);
+    });
     // A key OpenClaw's schema does not know: `openclaw plugins install` refuses to write this config.
     const config = `// broken on purpose
 {

@@ -82,7 +82,9 @@ describe("retention under a running sidecar", () => {
     expect([...readPruned(r.adapters).keys()]).toEqual(["v000001", "v000003", "v000004"]);
     const out: string[] = [];
     vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => out.push(String(chunk)) > 0);
-    cleanup.push(() => vi.restoreAllMocks());
+    cleanup.push(() => {
+      vi.restoreAllMocks();
+    });
     const argv = ["node", "clawloop", "adapters", "list", "--data", r.dataDir, "--url", r.sc.url];
     await (await programFor(argv)).parseAsync(argv);
     const text = out.join("");

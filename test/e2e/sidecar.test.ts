@@ -267,7 +267,7 @@ describe("tagging", () => {
   });
 
   it("marks calls matching configured side rules as side, and gives a repeated call id its own turn", async () => {
-    const r = await open({ kind: "vllm" }, { sideRules: [{ model: null, systemPrompt: "^Generate a title", header: null }] });
+    const r = await open({ kind: "vllm" }, { sideRules: [{ model: null, systemPrompt: "^Generate a title", header: null, userPrompt: null }] });
     const url = `${r.sc.url}/v1/chat/completions`;
     await (await post(url, { model: "m", messages: [{ role: "system", content: "Generate a title for this chat" }, { role: "user", content: "x" }] }, tagged("s", "r", 1))).text();
     await (await post(url, chatBody("y"), tagged("s", "r", 1))).text();

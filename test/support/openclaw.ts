@@ -117,7 +117,7 @@ export async function ensureOpenClaw(): Promise<OpenClawInstall> {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "openclaw-for-tests", private: true }) + "\n");
     const oc = describe(dir);
-    const env = { ...process.env, CI: "true", npm_config_yes: "true" };
+    const env: NodeJS.ProcessEnv = { ...process.env, CI: "true", npm_config_yes: "true" };
     // Node first: OpenClaw's install refuses to run its scripts under an older Node on the PATH.
     await npmInstall(dir, `node-${process.platform}-${process.arch}@${NODE_VERSION}`, env);
     await npmInstall(dir, `openclaw@${OPENCLAW_VERSION}`, { ...env, PATH: [oc.nodeBinDir, env.PATH ?? ""].join(path.delimiter) });
