@@ -3,7 +3,7 @@
 //   collect  turns recorded; main-line turns still waiting for a next state
 //   judge    turns waiting for a judge, verdicts so far (the judge's status file)
 //   train    samples waiting for training, the latest version (the trainer's status file)
-//   adapters the live version and its step, the pin, the last rejection and why
+//   adapters the live version and its step, the pin, the last rejection and why, the last rollback
 //   errors   the newest error of each loop
 // Counts come from the store (read-only), so they are right whether or not the loops run; live
 // state (upstream health, the switchboard) comes from the running sidecar's /clawloop/v1/status.
@@ -27,6 +27,15 @@ interface StatusFlags extends CommonFlags {
   json?: boolean;
 }
 
+/** The switchboard's last rollback (sidecar/hotload RollbackReport). */
+interface RollbackView {
+  version: string;
+  state: "pending" | "done" | "failed";
+  reason: string | null;
+  requestedAt: string;
+  at: string | null;
+}
+
 interface SwitchboardView {
   mode: string;
   live: string | null;
@@ -34,6 +43,7 @@ interface SwitchboardView {
   liveStep?: number | null;
   waiting?: { version: string; reason: string } | null;
   lastRejection?: { version: string; reason: string; at: string } | null;
+  lastRollback?: RollbackView | null;
   lastError?: { message: string; at: string } | null;
 }
 
@@ -57,7 +67,7 @@ export interface StatusReport {
   };
   judge: { running: boolean; status: JudgeStatus | null };
   train: { running: boolean; status: TrainStatus | null; paused: TrainPause | null };
-  adapters: { live: string | null; liveStep: number | null; pinned: string | null; versions: number; lastRejection: { version: string; reason: string } | null; waiting: { version: string; reason: string } | null };
+  adapters: { live: string | null; liveStep: number | null; pinned: string | null; versions: number; lastRejection: { version: string; reason: string } | null; waiting: { version: string; reason: string } | null; lastRollback: RollbackView | null };
   errors: { loop: string; message: string; at: string | null }[];
 }
 
@@ -187,6 +197,7 @@ export async function collectStatus(config: Config, url: string, opts: StatusOpt
       versions: rows.filter((r) => fs.existsSync(path.join(r.dir, "manifest.json"))).length,
       lastRejection: sb ? (sb.lastRejection ?? null) : lastRejected ? { version: lastRejected.id, reason: lastRejected.statusReason ?? "" } : null,
       waiting: sb?.waiting ?? null,
+      lastRollback: sb?.lastRollback ?? null,
     },
     errors,
   };
@@ -197,6 +208,13 @@ function pausedText(p: TrainPause): string {
   const since = p.since ? ` since ${p.since.replace("T", " ").slice(0, 19)}` : "";
   const by = p.by && p.by !== "unknown" ? ` by ${p.by}` : "";
   return `PAUSED${since}${by}${p.reason ? `: ${p.reason}` : ""} (clawloop train resume)`;
+}
+
+function rollbackText(r: RollbackView): string {
+  const when = (iso: string | null) => (iso ? iso.replace("T", " ").slice(0, 19) : "?");
+  if (r.state === "pending") return `to ${r.version}, asked at ${when(r.requestedAt)}, not live yet`;
+  if (r.state === "done") return `to ${r.version} at ${when(r.at)}`;
+  return `to ${r.version} FAILED at ${when(r.at)}: ${r.reason ?? "no reason given"}`;
 }
 
 export function formatStatus(s: StatusReport): string {
@@ -218,6 +236,7 @@ export function formatStatus(s: StatusReport): string {
   ];
   if (!c.window.complete) lines.splice(3, 0, `          (waiting counts over the newest ${c.window.mainTurns} of ${c.mainTurns} main-line turns)`);
   if (s.adapters.lastRejection) lines.push(`          last rejected: ${s.adapters.lastRejection.version}: ${s.adapters.lastRejection.reason}`);
+  if (s.adapters.lastRollback) lines.push(`          last rollback: ${rollbackText(s.adapters.lastRollback)}`);
   if (s.errors.length) {
     lines.push("errors");
     for (const e of s.errors) lines.push(`  ${e.loop.padEnd(8)} ${e.at ? `${e.at.replace("T", " ").slice(0, 19)} ` : ""}${e.message}`);

@@ -6,7 +6,8 @@
 //   POST /clawloop/v1/adapters/pin {version}        V live and pinned; newer versions wait
 //   POST /clawloop/v1/adapters/unpin                new versions go live again
 // The mutating calls answer {live, pinned}; 400 for a malformed name, 404 for an unknown or pruned version,
-// 409 for a rejected one, 503 when the upstream cannot load it now.
+// 409 for a rejected one (or a rollback target whose files cannot be read), 503 when the upstream cannot
+// load it now. A failed rollback changes nothing; /clawloop/v1/status has it as switchboard.lastRollback.
 import { z } from "zod";
 import { HttpError, type ControlRouter } from "../router.js";
 import { AdapterApiError, type HotloadSwitchboard } from "./switchboard.js";

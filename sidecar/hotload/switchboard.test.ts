@@ -13,6 +13,7 @@ import { tinyAdapter, versionName, writeVersion } from "../../test/support/adapt
 import { appendPruned, prunedRecord, readHead, readVersionManifest } from "../../adapters/index.js";
 import { readVerdicts } from "../../trainer/verdicts.js";
 import { rejectionRun } from "../../trainer/reject-pause.js";
+import { collectStatus, formatStatus } from "../../cli/commands/status.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "./index.js";
 import type { HotloadStatus } from "./switchboard.js";
 
@@ -502,5 +503,63 @@ describe("hot-load switchboard: the live version's directory gone at a restart",
     const verdicts = await readVerdicts(store, b.adapters);
     expect([...verdicts.rejected.keys()]).toEqual([]);
     expect(rejectionRun(["v000001", "v000002", "v000003"], verdicts, 1)).toBeNull();
+  });
+});
+
+// A rollback is done only once its version is live and HEAD.json names it. A target whose files
+// cannot be read (corrupted or deleted on disk) fails with the reason, and changes nothing: the live
+// version keeps serving, newer versions stay, HEAD is not written — also when a copy of the target
+// is still loaded in the server (keepLoaded), which used to be switched to without reading the files.
+describe("hot-load switchboard: a rollback whose target's files cannot be read", () => {
+  it("fails with the reason (control API, /status, clawloop status); the live version keeps serving; a good rollback is done", async () => {
+    const r = await startRig({ keepLoaded: 1 });
+    for (let n = 1; n <= 3; n++) {
+      writeVersion(r.adapters, n);
+      await r.waitLive(versionName(n));
+    }
+    await r.sc.hotload!.idle();
+    expect([...r.server.adapters.keys()].sort()).toEqual(["clawloop-v000002", "clawloop-v000003"]);
+    const unchanged = async () => {
+      expect(r.sc.hotload!.status()).toMatchObject({ live: "v000003", pinned: null });
+      expect((await r.chat()).model).toBe("clawloop-v000003");
+      expect(readHead(r.adapters)).toBeNull();
+      const table = await rows(r);
+      expect(table.get("v000003")).toMatchObject({ status: "live", pinned: false });
+    };
+
+    // v2 is still loaded in the server, its files on disk are corrupted.
+    const f2 = path.join(r.adapters, "v000002", "adapter_model.safetensors");
+    fs.writeFileSync(f2, "not safetensors");
+    const bad = await r.api("/clawloop/v1/adapters/rollback", { version: "v000002" });
+    expect(bad.status).toBe(409);
+    expect(bad.json.error.message).toMatch(/^rollback to v000002 failed: its files cannot be read \(adapter_model\.safetensors does not match the sha256.*\); v000003 keeps serving$/);
+    let st = await r.status();
+    expect(st.lastRollback).toMatchObject({ version: "v000002", state: "failed", reason: bad.json.error.message });
+    expect(st.lastRollback!.at).not.toBeNull();
+    await unchanged();
+
+    // v1 is not loaded, a file of it is gone.
+    fs.rmSync(path.join(r.adapters, "v000001", "adapter_config.json"));
+    const gone = await r.api("/clawloop/v1/adapters/rollback", { version: "v000001" });
+    expect(gone.status).toBe(409);
+    expect(gone.json.error.message).toContain("adapter_config.json is missing");
+    expect((await r.status()).lastRollback).toMatchObject({ version: "v000001", state: "failed" });
+    await unchanged();
+    expect(r.server.calls.filter((c) => c.startsWith("load"))).toEqual(["load clawloop-v000001", "load clawloop-v000002", "load clawloop-v000003"]);
+
+    // clawloop status says so.
+    const config = loadConfig({ flags: { dataDir: r.dataDir }, env: {} });
+    const text = formatStatus(await collectStatus(config, r.sc.url));
+    expect(text).toMatch(/last rollback: to v000001 FAILED at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: rollback to v000001 failed: its files cannot be read \(adapter_config\.json is missing\)/);
+
+    // A rollback whose target is sound is done once it is live, and HEAD names it.
+    writeVersion(r.adapters, 4);
+    await r.waitLive("v000004");
+    const ok = await r.api("/clawloop/v1/adapters/rollback", { version: "v000003" });
+    expect(ok).toEqual({ status: 200, json: { live: "v000003", pinned: "v000003" } });
+    st = await r.status();
+    expect(st.lastRollback).toMatchObject({ version: "v000003", state: "done", reason: null });
+    expect(readHead(r.adapters)).toMatchObject({ version: "v000003", seq: 1 });
+    expect(formatStatus(await collectStatus(config, r.sc.url))).toMatch(/last rollback: to v000003 at \d{4}-/);
   });
 });

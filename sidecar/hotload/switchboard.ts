@@ -79,6 +79,16 @@ export interface CheckReport {
   logprobsSkipped: string | null;
 }
 
+export interface RollbackReport {
+  version: string;
+  state: "pending" | "done" | "failed";
+  /** Why it failed (the control API's error message). */
+  reason: string | null;
+  requestedAt: string;
+  /** When it ended. */
+  at: string | null;
+}
+
 export interface HotloadStatus extends SwitchboardStatus {
   mode: "hotload";
   kind: string | null;
@@ -89,6 +99,8 @@ export interface HotloadStatus extends SwitchboardStatus {
   /** The newest version waiting to be loaded, and why it waits. */
   waiting: { version: string; reason: string } | null;
   lastRejection: { version: string; reason: string; at: string } | null;
+  /** The last rollback asked for: `done` only once its version is live and HEAD.json names it. */
+  lastRollback: RollbackReport | null;
   lastCheck: CheckReport | null;
   lastError: { message: string; at: string } | null;
   swaps: number;
@@ -121,6 +133,7 @@ export class HotloadSwitchboard implements Switchboard {
   private restoreTarget: string | null = null;
   private waiting: { version: string; reason: string } | null = null;
   private lastRejection: HotloadStatus["lastRejection"] = null;
+  private lastRollback: RollbackReport | null = null;
   private lastCheck: CheckReport | null = null;
   private lastError: HotloadStatus["lastError"] = null;
   private swaps = 0;
@@ -170,6 +183,7 @@ export class HotloadSwitchboard implements Switchboard {
       loaded: [...this.slots.values()].map((s) => ({ version: s.version, servedName: s.servedName, inflight: s.inflight, retiring: s.retiring })),
       waiting: this.waiting,
       lastRejection: this.lastRejection,
+      lastRollback: this.lastRollback,
       lastCheck: this.lastCheck,
       lastError: this.lastError,
       swaps: this.swaps,
@@ -588,22 +602,51 @@ export class HotloadSwitchboard implements Switchboard {
     return driver;
   }
 
-  /** Makes `name` live and pinned; versions newer than it are retired, and the trainer continues from it. */
+  /**
+   * Makes `name` live and pinned; versions newer than it are retired, and the trainer continues from
+   * it. Done (status `lastRollback`) only once `name` is live and HEAD.json names it; when its files
+   * cannot be read, or it cannot be loaded, nothing changes: the live version keeps serving.
+   */
   rollback(name: string): Promise<{ live: string | null; pinned: string | null }> {
+    const report: RollbackReport = { version: name, state: "pending", reason: null, requestedAt: new Date().toISOString(), at: null };
+    this.lastRollback = report;
+    const end = (state: "done" | "failed", reason: string | null) => {
+      report.state = state;
+      report.reason = reason;
+      report.at = new Date().toISOString();
+      if (state === "failed") this.opts.logger.warn({ version: name, reason }, "rollback failed");
+    };
     return this.enqueue(async () => {
-      this.target(name);
-      await this.pinTo(name, "rollback");
-      const now = new Date().toISOString();
-      for (const row of [...this.rows.values()]) {
-        if (row.version > Number(name.slice(1)) && row.status !== "rejected" && row.status !== "retired") {
-          this.putRow(row.id, { status: "retired", statusReason: `rolled back to ${name}`, retiredAt: now });
-        } else if (row.version > Number(name.slice(1)) && row.status === "retired" && !row.statusReason?.startsWith("rolled back")) {
-          this.putRow(row.id, { statusReason: `rolled back to ${name}` });
-        }
+      try {
+        const result = await this.rollBack(name);
+        end("done", null);
+        return result;
+      } catch (err) {
+        end("failed", (err as Error).message);
+        throw err;
       }
-      writeHead(this.opts.adaptersDir, name, `rollback to ${name}`);
-      return { live: this.live?.version ?? null, pinned: this.pinned };
     });
+  }
+
+  private async rollBack(name: string): Promise<{ live: string | null; pinned: string | null }> {
+    this.target(name);
+    // The trainer continues from these files: a copy still loaded in the server (kept for an
+    // instant rollback) says nothing about whether they can still be read.
+    const problems = versionProblems(path.join(this.opts.adaptersDir, name), this.requireDriver().capabilities.format);
+    if (problems.length) {
+      throw new AdapterApiError(409, `rollback to ${name} failed: its files cannot be read (${problems.join("; ")}); ${this.live?.version ?? "the base model"} keeps serving`);
+    }
+    await this.pinTo(name, "rollback");
+    const now = new Date().toISOString();
+    for (const row of [...this.rows.values()]) {
+      if (row.version > Number(name.slice(1)) && row.status !== "rejected" && row.status !== "retired") {
+        this.putRow(row.id, { status: "retired", statusReason: `rolled back to ${name}`, retiredAt: now });
+      } else if (row.version > Number(name.slice(1)) && row.status === "retired" && !row.statusReason?.startsWith("rolled back")) {
+        this.putRow(row.id, { statusReason: `rolled back to ${name}` });
+      }
+    }
+    writeHead(this.opts.adaptersDir, name, `rollback to ${name}`);
+    return { live: this.live?.version ?? null, pinned: this.pinned };
   }
 
   /** Makes `name` live and keeps it live: new versions wait until unpin. */
