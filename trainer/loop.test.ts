@@ -11,7 +11,7 @@ import { readProbeFile, readPruned, writeHead } from "../adapters/index.js";
 import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
-import { readStatus } from "./status.js";
+import { fallbackText, readStatus } from "./status.js";
 import { FakeEngine, fakeBackend, fakeModel } from "./testing/fake-backend.js";
 import { listVersions, sha256File } from "./versions.js";
 import { TrainerState } from "./state.js";
@@ -657,5 +657,35 @@ describe("train loop: the switchboard's verdicts", () => {
     await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000005", () => listVersions(adapters()).length === 5);
     expect(listVersions(adapters()).map((v) => [v.manifest.parent, v.manifest.files])).toEqual(withVerdicts);
+  });
+});
+
+describe("train loop: the fall back from a rejected version in the status file", () => {
+  const REJECTED = "log-prob check failed: mean |measured − predicted| 2.000 > 0.550";
+
+  it("says which version it grew from after which was rejected and why (what `clawloop status` prints), and keeps it after the next step", async () => {
+    const table = await sharedSwitchboardTable(dataDir, adapters());
+    const now = () => new Date().toISOString();
+    await addJudged(1, 2);
+    await start(config({ batchSize: 2, maxWaitSec: 0 }));
+    await until("v000001", () => listVersions(adapters()).length === 1);
+    expect(readStatus(dataDir)?.fallback).toBeNull();
+    await table.put("v000001", { status: "live", loadedAt: now(), liveAt: now() });
+    // v000002 and v000003 (built on it) before the switchboard's verdict on v000002.
+    await addJudged(3, 6);
+    await until("v000003", () => listVersions(adapters()).length === 3);
+    expect(readStatus(dataDir)?.fallback).toBeNull();
+    await table.put("v000002", { status: "rejected", statusReason: REJECTED, loadedAt: now() });
+    await addJudged(7, 8);
+    await until("v000004", () => listVersions(adapters()).length === 4);
+    const fallback = readStatus(dataDir)?.fallback;
+    expect(fallback).toMatchObject({ grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: REJECTED }] });
+    expect(fallbackText(fallback!)).toBe(`grew from v000001 after v000002 was rejected (${REJECTED}); passed over v000003, built on it`);
+    // The next step, on v000004 (trusted), keeps the latest fall back in the status.
+    await addJudged(9, 10);
+    await until("v000005", () => readStatus(dataDir)?.version === "v000005");
+    expect(listVersions(adapters())[4]!.manifest.parent).toBe("v000004");
+    expect(readStatus(dataDir)?.fallback).toEqual(fallback);
+    await table.close();
   });
 });

@@ -31,7 +31,7 @@ import { makeProbe, PROBE_FILE } from "./probe.js";
 import { pauseOnRejections } from "./reject-pause.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
-import { newStatus, writeStatus, type TrainStatus } from "./status.js";
+import { newStatus, writeStatus, type Fallback, type TrainStatus } from "./status.js";
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
 import { NO_VERDICTS, readVerdictsOr, untrustedVersions, type Verdicts } from "./verdicts.js";
@@ -194,8 +194,10 @@ class ContinuousTrainer implements TrainLoop {
     const { tip, rolledBackTo, problem, passedOver } = resolveTip(versions, this.adaptersDir, this.state.dir, { pruned, verdicts });
     if (problem) this.logger.warn(problem);
     if (rolledBackTo) this.logger.info({ version: rolledBackTo }, "continuing from a rolled-back version");
+    let fallback: Fallback | undefined;
     if (passedOver) {
       const from = tip?.name ?? null;
+      fallback = { grewFrom: from, passedOver: passedOver.version, rejected: passedOver.rejected, at: new Date().toISOString() };
       const why = passedOver.rejected.map((r) => `${r.version} was rejected by the switchboard (${r.reason})`).join("; ");
       this.logger.warn(
         { passedOver: passedOver.version, rejected: passedOver.rejected, abandoned: passedOver.abandoned, continuingFrom: from },
@@ -209,7 +211,7 @@ class ContinuousTrainer implements TrainLoop {
       this.latest = null;
       this.verdicts = verdicts;
       this.state.prune(0);
-      this.publish({ state: "waiting", version: null });
+      this.publish({ state: "waiting", version: null, ...(fallback && { fallback }) });
       await this.retain();
       return;
     }
@@ -247,7 +249,7 @@ class ContinuousTrainer implements TrainLoop {
       this.noteStep(step);
     }
     this.logger.info({ version: tip.name, step: m.step, trainedSamples: this.uses.size }, "resumed");
-    this.publish({ state: "waiting", version: tip.name });
+    this.publish({ state: "waiting", version: tip.name, ...(fallback && { fallback }) });
     await this.retain();
   }
 

@@ -30,11 +30,34 @@ export interface TrainStatus {
     durationMs: number;
     at: string;
   } | null;
+  /**
+   * The latest time this run passed over a version because the switchboard rejected it (or what it
+   * was built on) and grew from an older one (trainer/lineage.ts). Absent in files of older trainers.
+   */
+  fallback?: Fallback | null;
   /** Mean reward of recent steps, oldest first. */
   rewardTrend: number[];
   lastError: { message: string; at: string } | null;
   startedAt: string;
   updatedAt: string;
+}
+
+export interface Fallback {
+  /** The version steps grow from now (null: a fresh adapter). */
+  grewFrom: string | null;
+  /** The version the lineage would have continued from. */
+  passedOver: string;
+  /** The rejected versions that made it untrusted, and the switchboard's reasons. */
+  rejected: { version: string; reason: string }[];
+  at: string;
+}
+
+/** "grew from v000001 after v000002 was rejected (reason)", for status lines. */
+export function fallbackText(f: Fallback): string {
+  const from = f.grewFrom ? `grew from ${f.grewFrom}` : "started a fresh adapter";
+  const why = f.rejected.map((r) => `${r.version} was rejected (${r.reason})`).join(" and ");
+  const over = f.rejected.some((r) => r.version === f.passedOver) ? "" : `; passed over ${f.passedOver}, built on it`;
+  return `${from} after ${why}${over}`;
 }
 
 export function newStatus(mode: TrainMode, model: string | null): TrainStatus {
@@ -50,6 +73,7 @@ export function newStatus(mode: TrainMode, model: string | null): TrainStatus {
     paused: null,
     version: null,
     lastStep: null,
+    fallback: null,
     rewardTrend: [],
     lastError: null,
     startedAt: now,

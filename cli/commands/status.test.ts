@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, pauseTraining, resumeTraining, Store, type AdapterVersion, type Config, type Judgment, type NextState, type TableName, type TrainStep } from "../../core/index.js";
 import { makeTurn } from "../../test/support/rows.js";
 import { collectStatus, formatStatus, type StatusStore } from "./status.js";
+import { newStatus, statusFile, writeStatus } from "../../trainer/status.js";
 
 const N = 3_000; // main-line turns
 const SIDE = 100;
@@ -164,5 +165,22 @@ describe("clawloop status", () => {
     } finally {
       resumeTraining(dataDir);
     }
+  });
+
+  it("says from which version the trainer grew after a rejection, and why (the trainer's status file)", async () => {
+    const reason = "log-prob check failed: mean |measured − predicted| 2.000 > 0.550";
+    const at = "2026-03-01T12:34:56.000Z";
+    writeStatus(dataDir, { ...newStatus("rl", "m"), fallback: { grewFrom: "v000001", passedOver: "v000002", rejected: [{ version: "v000002", reason }], at } });
+    try {
+      const report = await collectStatus(config, "http://127.0.0.1:9");
+      const lines = formatStatus(report).split("\n");
+      const train = lines.findIndex((l) => l.startsWith("train "));
+      expect(lines[train + 1]).toBe(`          fell back: grew from v000001 after v000002 was rejected (${reason}) (2026-03-01 12:34:56)`);
+      expect(report.train.status?.fallback?.grewFrom).toBe("v000001");
+    } finally {
+      fs.rmSync(statusFile(dataDir), { force: true });
+    }
+    // None: no line.
+    expect(formatStatus(await collectStatus(config, "http://127.0.0.1:9"))).not.toContain("fell back");
   });
 });

@@ -2,7 +2,8 @@
 //   serve    the model server and whether it answers (from the sidecar, when it runs)
 //   collect  turns recorded; main-line turns still waiting for a next state
 //   judge    turns waiting for a judge, verdicts so far (the judge's status file)
-//   train    samples waiting for training, the latest version (the trainer's status file)
+//   train    samples waiting for training, the latest version, the latest fall back from a rejected
+//            version (the trainer's status file)
 //   adapters the live version and its step, the pin, the last rejection and why, the last rollback
 //   errors   the newest error of each loop
 // Counts come from the store (read-only), so they are right whether or not the loops run; live
@@ -17,7 +18,7 @@ import { Command } from "commander";
 import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { latestRows, type ReadStore } from "../../sidecar/index.js";
-import { readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
+import { fallbackText, readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
 import { readUpFile, sidecarUrl } from "../up-file.js";
@@ -235,6 +236,7 @@ export function formatStatus(s: StatusReport): string {
       (s.adapters.waiting ? `; waiting: ${s.adapters.waiting.version} (${s.adapters.waiting.reason})` : ""),
   ];
   if (!c.window.complete) lines.splice(3, 0, `          (waiting counts over the newest ${c.window.mainTurns} of ${c.mainTurns} main-line turns)`);
+  if (t?.fallback) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          fell back: ${fallbackText(t.fallback)} (${t.fallback.at.replace("T", " ").slice(0, 19)})`);
   if (s.adapters.lastRejection) lines.push(`          last rejected: ${s.adapters.lastRejection.version}: ${s.adapters.lastRejection.reason}`);
   if (s.adapters.lastRollback) lines.push(`          last rollback: ${rollbackText(s.adapters.lastRollback)}`);
   if (s.errors.length) {
