@@ -13,6 +13,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger, Store, type Turn } from "../core/index.js";
 import { chatBody, post, rigsClosedAfterEach, tagged, waitFor } from "../test/e2e/sidecar-helpers.js";
@@ -214,5 +215,78 @@ describe("a store process killed -9", () => {
       // Recorded (numbered by this sidecar and written again), and all in the new host's log.
       await expectNumbered(r, `r${round}`, 1 + round * sessions * calls, sessions, calls, `round ${round} (kill ${delay} ms after SIGCONT)`);
     }
+  });
+});
+
+describe("SessionBook: a session's last-seq lookup that keeps failing", () => {
+  // It used to give up after 9 failures (~25 s) and number the session from 0: the calls answered
+  // meanwhile were written again as 0, 1, 2, over the seqs of the session's earlier turns.
+  it("is tried until it answers, the calls meanwhile recorded and then numbered after the session's turns: no duplicate seq", async () => {
+    const real = await openRecordStore({ dataDir: tmpDir(), maskSecrets: false, secretPatterns: [], logger, logLevel: "silent", host: "process" });
+    cleanups.push(() => real.close());
+    // The session has two turns from an earlier run of the sidecar.
+    await real.putTurn(job("s", 0, 0));
+    await real.putTurn(job("s", 1, 1));
+    const FAILURES = 12; // past the 9 tries the book used to give up after
+    let failures = 0;
+    const store = new Proxy(real, {
+      get(target, key) {
+        if (key === "lastTurn") {
+          return async (where: Parameters<RecordStore["lastTurn"]>[0]) => {
+            if (failures < FAILURES) {
+              failures++;
+              throw new Error("lookup failed (test)");
+            }
+            return target.lastTurn(where);
+          };
+        }
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const logs: { level: number; msg: string }[] = [];
+    const seen = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    // Timings shortened: the tries that used to take ~25 s take ~0.2 s (still longer than a call
+    // waits for its place, recorder.ts SEQ_WAIT_MS).
+    const book = new SessionBook(store, seen, { lookupRetryMs: 10, lookupRetryCapMs: 20 });
+    cleanups.push(() => book.close());
+    const linker = new EventLinker(store, book, new SecretMasker(false), logger);
+    const recorder = new Recorder(store, book, linker, new SidecarMetrics(store, () => 1), logger);
+    const outcome = (i: number): CallOutcome => {
+      const j = job("s", i, null);
+      return {
+        turnId: j.turnId,
+        tags: { sessionId: "s", runId: "r", callId: j.callId, turnType: "main", sessionDone: false, traceparent: null },
+        endpoint: "chat", model: "m", adapter: null, rawRequest: j.rawRequest, requestError: null, startedAt: j.startedAt,
+        ttfbMs: 1, totalMs: 2, upstreamStatus: 200, status: "ok", error: null, assembled: null,
+      };
+    };
+    const ticket = (): Promise<Ticket> => Promise.resolve({ placement: { sessionId: "s", turnType: "main", placement: "tagged", parentTurnId: null }, seq: book.reserveSeq("s") });
+    const calls = [2, 3, 4];
+    const tickets = calls.map(() => ticket());
+    // Answered and recorded without waiting for the lookup: journaled without their place.
+    expect(await Promise.all(calls.map((i, k) => recorder.record(outcome(i), tickets[k]!)))).toEqual([null, null, null]);
+    // Once the lookup answers, each is written again with the number this sidecar gives it.
+    expect(await Promise.all(tickets.map(async (t) => (await t).seq))).toEqual([2, 3, 4]);
+    expect(failures).toBe(FAILURES);
+    await waitFor(() => recorder.recorded === 3 && real.journaled === 0, "the calls to be written again with their numbers", 60_000);
+    await real.flush();
+    expect(await seqs(real, "s")).toEqual([0, 1, 2, 3, 4].map((i) => [`s-t${i}`, i]));
+    expect(await book.reserveSeq("s")).toBe(5);
+    expect(logs.filter((l) => l.level === 50).map((l) => l.msg)).toEqual([expect.stringMatching(/^could not read the session's last seq; its calls are recorded/)]);
+  });
+
+  it("stops trying when the sidecar closes it, and the session's seq is never guessed", async () => {
+    let tries = 0;
+    const failing = { lastTurn: async () => (tries++, Promise.reject(new Error("lookup failed (test)"))) } as unknown as RecordStore;
+    const book = new SessionBook(failing, logger, { lookupRetryMs: 1, lookupRetryCapMs: 2 });
+    let settled = false;
+    void book.reserveSeq("s").finally(() => (settled = true));
+    await waitFor(() => tries >= 20, "20 tries");
+    book.close();
+    const at = tries;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(tries).toBeLessThanOrEqual(at + 1); // a try under way when it closed may end
+    expect(settled).toBe(false);
   });
 });

@@ -2,6 +2,12 @@
 // session, and which turn is a call id's, a run's last, or a session's last main-line turn. It is a
 // bounded cache in front of the store: a restarted sidecar (or an evicted entry) asks the store once,
 // so `seq` continues where the previous process stopped.
+//
+// A session's last seq that cannot be read is never guessed: numbering it from 0 would repeat the
+// seqs of the turns the store already has. Its calls are answered and recorded all the same (the
+// recorder journals them without their place, and the store host numbers them next after the
+// session's last turn as it takes them in); the lookup is tried again, at most every
+// `lookupRetryCapMs`, until it answers, and then this sidecar numbers them (the same numbers).
 import type { Logger } from "../core/index.js";
 import type { RecordStore } from "./record-store.js";
 import type { TurnRef } from "./turns.js";
@@ -45,6 +51,20 @@ export class Lru<K, V> {
   }
 }
 
+/** Lookup retries: 0.1 s, doubling up to 25.6 s (~51 s in all), then every 30 s until one answers. */
+const LOOKUP_RETRY_MS = 100;
+const LOOKUP_RETRY_CAP_MS = 30_000;
+/** Failed lookups of a session before it is logged as an error (~25 s at the default timings). */
+const LOOKUP_QUIET_ATTEMPTS = 9;
+
+export interface SessionBookLimits {
+  sessions?: number;
+  calls?: number;
+  /** First delay between tries of a session's last-seq lookup (doubled each time), and its cap. */
+  lookupRetryMs?: number;
+  lookupRetryCapMs?: number;
+}
+
 export class SessionBook {
   /** Last sequence number handed out per session (a promise while the store is being asked). */
   private readonly seqs: Lru<string, Promise<number>>;
@@ -61,6 +81,11 @@ export class SessionBook {
    * same calls again after themselves, leaving a gap where they were.
    */
   private readonly unnumbered = new Map<string, Set<string>>();
+  private readonly retryMs: number;
+  private readonly retryCapMs: number;
+  /** Pending waits between lookup tries, ended by close(). */
+  private readonly sleeps = new Map<NodeJS.Timeout, (goOn: boolean) => void>();
+  private closed = false;
 
   /**
    * `sessions` bounds what is kept per session and the call ids already used (a retried id must be
@@ -72,8 +97,10 @@ export class SessionBook {
   constructor(
     private readonly store: RecordStore,
     private readonly logger: Logger,
-    limits: { sessions?: number; calls?: number } = {},
+    limits: SessionBookLimits = {},
   ) {
+    this.retryMs = limits.lookupRetryMs ?? LOOKUP_RETRY_MS;
+    this.retryCapMs = limits.lookupRetryCapMs ?? LOOKUP_RETRY_CAP_MS;
     const sessions = limits.sessions ?? 50_000;
     const calls = limits.calls ?? 5_000;
     this.seqs = new Lru(sessions);
@@ -96,25 +123,53 @@ export class SessionBook {
     this.unnumbered.get(sessionId)?.add(turnId);
   }
 
+  /** Stops the lookups still being tried (the sidecar is stopping): their calls keep the store host's numbers. */
+  close(): void {
+    this.closed = true;
+    for (const [t, wake] of this.sleeps) {
+      clearTimeout(t);
+      wake(false);
+    }
+    this.sleeps.clear();
+  }
+
   private async maxSeq(sessionId: string): Promise<number> {
     const ours = new Set<string>();
     this.unnumbered.set(sessionId, ours);
     try {
       // Only the recording waits for this, never the call; a store that is restarting gets time.
-      for (let attempt = 0; ; attempt++) {
+      for (let attempt = 1; ; attempt++) {
         try {
-          return await this.lastSeqBefore(sessionId, ours);
+          const last = await this.lastSeqBefore(sessionId, ours);
+          if (attempt > LOOKUP_QUIET_ATTEMPTS) this.logger.info({ sessionId, attempts: attempt, unnumbered: ours.size }, "read the session's last seq at last; numbering its calls");
+          return last;
         } catch (err) {
-          if (attempt >= 8) {
-            this.logger.error({ err: String(err), sessionId }, "could not read the session's last seq; numbering it from 0");
-            return -1;
+          if (attempt === LOOKUP_QUIET_ATTEMPTS) {
+            this.logger.error(
+              { err: String(err), sessionId, attempts: attempt },
+              `could not read the session's last seq; its calls are recorded and the store numbers them as it takes them in; trying again every ${Math.round(this.retryCapMs / 1000)} s at most`,
+            );
           }
-          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+          if (!(await this.sleep(Math.min(this.retryMs * 2 ** (attempt - 1), this.retryCapMs)))) return new Promise<never>(() => undefined);
         }
       }
     } finally {
       if (this.unnumbered.get(sessionId) === ours) this.unnumbered.delete(sessionId);
     }
+  }
+
+  /** False when the book was closed (now or meanwhile). */
+  private sleep(ms: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.sleeps.delete(t);
+        resolve(!this.closed);
+      }, ms);
+      // A lookup still being tried does not keep the process alive.
+      t.unref();
+      this.sleeps.set(t, resolve);
+    });
   }
 
   /** The session's last seq, not counting `ours` (calls of this sidecar the store host numbered). */

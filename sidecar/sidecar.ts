@@ -233,6 +233,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
       await closed;
       upstream.close();
       await inference?.close();
+      book.close();
       await store.close();
       logger.info("sidecar stopped");
     })();
