@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeHead } from "../adapters/index.js";
 import { pino } from "pino";
 import type { AdapterManifest } from "../core/index.js";
-import { resolveTip, type PrunedLink } from "./lineage.js";
+import { newHead, obeyedHeadFile, recordObeyed, resolveTip, type PrunedLink, type TipSources } from "./lineage.js";
 import { NO_VERDICTS, readVerdicts, readVerdictsOr, untrustedVersions, type LineageLink, type Verdicts } from "./verdicts.js";
 import { versionName, type VersionEntry } from "./versions.js";
 
@@ -82,6 +82,33 @@ describe("untrusted versions", () => {
   });
 });
 
+/** resolveTip, then what the train loop does once it has read the tip's files: record the rollback it follows. */
+function resolveObeyed(vs: VersionEntry[], sources?: TipSources): ReturnType<typeof resolveTip> {
+  const tip = resolveTip(vs, adaptersDir, stateDir, sources);
+  if (tip.obey) recordObeyed(stateDir, tip.obey);
+  return tip;
+}
+
+describe("following a rollback (HEAD.json)", () => {
+  // The trainer used to record a rollback as obeyed while deciding the tip, before it had read the
+  // tip's files: when reading them failed, the rollback no longer looked new, and the loop went on
+  // growing the abandoned version (trainer/rollback-read.test.ts shows that on the loop).
+  it("is recorded as obeyed only by the caller, once it has read the tip: until then HEAD stays new", () => {
+    fs.mkdirSync(stateDir);
+    const head = writeHead(adaptersDir, "v000001", "rollback to v000001");
+    const first = resolveTip(versions(3), adaptersDir, stateDir);
+    expect(first).toMatchObject({ tip: { name: "v000001" }, rolledBackTo: "v000001", obey: { seq: head.seq, version: "v000001", above: 3 }, problem: null });
+    expect(fs.existsSync(obeyedHeadFile(stateDir))).toBe(false);
+    expect(newHead(adaptersDir, stateDir)).toEqual(head);
+    // Not read (the caller failed): the same rollback again, from the same versions.
+    expect(resolveTip(versions(3), adaptersDir, stateDir)).toMatchObject({ rolledBackTo: "v000001", obey: first.obey });
+    // Read: recorded, and no longer new.
+    recordObeyed(stateDir, first.obey!);
+    expect(newHead(adaptersDir, stateDir)).toBe(null);
+    expect(resolveTip(versions(3), adaptersDir, stateDir)).toMatchObject({ tip: { name: "v000001" }, rolledBackTo: null, obey: null });
+  });
+});
+
 describe("resolveTip with verdicts", () => {
   it("without verdicts (or with verdicts and no rejection): the newest version, as before", () => {
     expect(resolveTip(versions(3), adaptersDir, stateDir)).toMatchObject({ tip: { name: "v000003" }, passedOver: null });
@@ -115,12 +142,12 @@ describe("resolveTip with verdicts", () => {
 
   it("after a rollback: back to the rollback target, then on from the versions built on it since", () => {
     writeHead(adaptersDir, "v000001", "rollback to v000001");
-    expect(resolveTip(versions(3), adaptersDir, stateDir).tip?.name).toBe("v000001");
+    expect(resolveObeyed(versions(3)).tip?.name).toBe("v000001");
     // v4 on v1 rejected: back to v1.
     const v = verdicts({ 4: "x" }, [1]);
-    expect(resolveTip(versions(4, { 4: 1 }), adaptersDir, stateDir, { verdicts: v }).tip?.name).toBe("v000001");
+    expect(resolveObeyed(versions(4, { 4: 1 }), { verdicts: v }).tip?.name).toBe("v000001");
     // v5 on v1 afterwards: continue from it; the abandoned v2, v3 (pre-rollback) and v4 stay behind.
-    expect(resolveTip(versions(5, { 4: 1, 5: 1 }), adaptersDir, stateDir, { verdicts: v })).toMatchObject({ tip: { name: "v000005" }, passedOver: null });
+    expect(resolveObeyed(versions(5, { 4: 1, 5: 1 }), { verdicts: v })).toMatchObject({ tip: { name: "v000005" }, passedOver: null });
   });
 
   it("a parent loop in hand-edited manifests ends the walk with a fresh adapter instead of hanging", () => {

@@ -6,7 +6,9 @@
 // The trainer remembers the rollback it obeyed in `<data>/trainer/head.json` ({seq, version,
 // above}: `above` is the newest version number that existed when it obeyed), so after a restart
 // it continues from the newest version it wrote on top of V, not from V again, without
-// comparing clocks between processes.
+// comparing clocks between processes. It is written (`recordObeyed`) only once the version to
+// continue from has been read: a rollback whose target cannot be read (a missing or corrupt file)
+// stays new, so the trainer tries it again instead of growing the abandoned version meanwhile.
 //
 // Either way, it never continues from a version the switchboard rejected, nor from one that
 // rejection makes untrusted (trainer/verdicts.ts): it goes back along the parents to the nearest
@@ -27,8 +29,13 @@ export interface ObeyedHead {
 export interface Tip {
   /** The version to continue from (null: none yet, start a fresh adapter). */
   tip: VersionEntry | null;
-  /** Set when a new rollback was obeyed by this call. */
+  /** Set when this call follows a new rollback. */
   rolledBackTo: string | null;
+  /**
+   * The new rollback this tip follows, to be written with `recordObeyed` once the tip's files have
+   * been read (or a fresh adapter made): until then HEAD.json stays new (null: nothing new).
+   */
+  obey: ObeyedHead | null;
   /** Set when HEAD names a version that does not exist (it is then ignored). */
   problem: string | null;
   /** Set when the version the lineage would continue from is untrusted, and `tip` is an older one. */
@@ -54,6 +61,11 @@ function readObeyed(stateDir: string): ObeyedHead | null {
   } catch {
     return null;
   }
+}
+
+/** Records a rollback as obeyed: after a restart the trainer continues from what it wrote on top of it. */
+export function recordObeyed(stateDir: string, obeyed: ObeyedHead): void {
+  writeFileAtomic(obeyedHeadFile(stateDir), JSON.stringify(obeyed) + "\n");
 }
 
 export function sameHead(a: Head | null, b: ObeyedHead | null): boolean {
@@ -131,16 +143,14 @@ function followHead(
 ): Omit<Tip, "passedOver"> {
   const newest = versions.at(-1) ?? null;
   const head = readHead(adaptersDir);
-  if (!head) return { tip: newest, rolledBackTo: null, problem: null };
+  if (!head) return { tip: newest, rolledBackTo: null, obey: null, problem: null };
   let obeyed = readObeyed(stateDir);
-  let rolledBackTo: string | null = null;
+  let obey: ObeyedHead | null = null;
   if (!sameHead(head, obeyed)) {
     if (!byName.has(head.version)) {
-      return { tip: newest, rolledBackTo: null, problem: `HEAD.json names ${head.version}, which is not a version in ${adaptersDir}; continuing from the newest` };
+      return { tip: newest, rolledBackTo: null, obey: null, problem: `HEAD.json names ${head.version}, which is not a version in ${adaptersDir}; continuing from the newest` };
     }
-    obeyed = { seq: head.seq, version: head.version, above: newest?.version ?? 0 };
-    writeFileAtomic(obeyedHeadFile(stateDir), JSON.stringify(obeyed) + "\n");
-    rolledBackTo = head.version;
+    obeyed = obey = { seq: head.seq, version: head.version, above: newest?.version ?? 0 };
   }
   const root = byName.get(obeyed!.version);
   // Versions written after the rollback descend from its target through versions also written after it.
@@ -151,6 +161,6 @@ function followHead(
   };
   const after = versions.filter((v) => v.version > obeyed!.above && descends(v));
   const tip = after.at(-1) ?? root;
-  if (!tip) return { tip: newest, rolledBackTo: null, problem: `the rollback target ${obeyed!.version} no longer exists; continuing from the newest` };
-  return { tip, rolledBackTo, problem: null };
+  if (!tip) return { tip: newest, rolledBackTo: null, obey: null, problem: `the rollback target ${obeyed!.version} no longer exists; continuing from the newest` };
+  return { tip, rolledBackTo: obey?.version ?? null, obey, problem: null };
 }

@@ -24,7 +24,7 @@ import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./b
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
-import { lineageLinks, newHead, resolveTip } from "./lineage.js";
+import { lineageLinks, newHead, recordObeyed, resolveTip } from "./lineage.js";
 import { Retention, retainVersions } from "./retention.js";
 import type { LoadedModel } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
@@ -191,7 +191,7 @@ class ContinuousTrainer implements TrainLoop {
     // on them again could be rejected again.
     this.uses = trainedCounts([...versions.map((v) => v.manifest), ...pruned.values()]);
     this.newestVersion = [...pruned.values()].reduce((n, p) => Math.max(n, p.version), versions.at(-1)?.version ?? 0);
-    const { tip, rolledBackTo, problem, passedOver } = resolveTip(versions, this.adaptersDir, this.state.dir, { pruned, verdicts });
+    const { tip, rolledBackTo, obey, problem, passedOver } = resolveTip(versions, this.adaptersDir, this.state.dir, { pruned, verdicts });
     if (problem) this.logger.warn(problem);
     if (rolledBackTo) this.logger.info({ version: rolledBackTo }, "continuing from a rolled-back version");
     let fallback: Fallback | undefined;
@@ -207,6 +207,7 @@ class ContinuousTrainer implements TrainLoop {
     const optimizer = this.backend.createOptimizer(this.config.train);
     if (!tip) {
       this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
+      if (obey) recordObeyed(this.state.dir, obey);
       this.optimizer = optimizer;
       this.latest = null;
       this.verdicts = verdicts;
@@ -234,7 +235,9 @@ class ContinuousTrainer implements TrainLoop {
     const optim = this.state.loadOptimizer(tip.name);
     if (optim) optimizer.loadState(optim);
     else this.logger.warn({ version: tip.name }, "no optimizer state for the latest version; continuing with fresh moments");
-    // Only once everything loaded: a failed resume must not leave one version's weights under another's name.
+    // Only once everything loaded: a failed resume must not leave one version's weights under another's name,
+    // nor a rollback marked obeyed whose version could not be read (it is tried again instead).
+    if (obey) recordObeyed(this.state.dir, obey);
     this.adapter = adapter;
     this.optimizer = optimizer;
     this.shape = { rank: c.rank, alpha: c.alpha, targets: [...c.targets] };
