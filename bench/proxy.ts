@@ -362,9 +362,12 @@ interface RunningSidecar {
 async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSidecar> {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
   // A profile is asked for through NODE_OPTIONS, which the store process inherits: it is profiled
-  // too (the profiles are named by pid).
+  // too (bench/cpu-profile.ts; the profiles are named by role and pid).
   const env: NodeJS.ProcessEnv = { CLAWLOOP_SIDECAR_STORE_HOST: host };
-  if (args.profile) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --cpu-prof --cpu-prof-dir=${path.resolve(args.profile)}`.trim();
+  if (args.profile) {
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import ${new URL("./cpu-profile.js", import.meta.url).href}`.trim();
+    env.CLAWLOOP_BENCH_PROFILE_DIR = path.resolve(args.profile);
+  }
   const child = spawnSidecar(BIN, upstreamUrl, data, env);
   const url = await waitForJsonLine(child, listeningUrl);
   // Keep reading its log so a full pipe never blocks it.

@@ -101,6 +101,8 @@ const FLUSH_INTERVAL_MS = 1_000;
  * host that lingers holding the table locks, so that the next sidecar cannot start.
  */
 export const HOST_CLOSE_DEADLINE_MS = 10_000;
+/** After a clean close, how long a store process gets to exit on its own before it is killed. */
+const HOST_EXIT_GRACE_MS = 2_000;
 /** How long a store host may take to open (a starved machine is slow; a hung LanceDB is not). */
 export const HOST_START_DEADLINE_MS = 60_000;
 
@@ -352,10 +354,12 @@ const RESENDABLE = new Set(["putTurn", "put", "list", "listFields", "get", "coun
 interface Channel {
   post(m: StoreRequest | (StoreRequest & { resent: true })): void;
   on(event: "message", fn: (m: StoreMessage) => void): void;
-  on(event: "exit", fn: (code: number | null) => void): void;
+  on(event: "exit", fn: (code: number | null, signal?: NodeJS.Signals | null) => void): void;
   on(event: "error", fn: (err: Error) => void): void;
   /** Stops the host at once. */
   kill(): Promise<void>;
+  /** Lets a host that has closed its store end on its own (its exit handlers run), killing it past `graceMs`. */
+  stop(graceMs: number): Promise<void>;
 }
 
 /** The store host's entry: TypeScript through tsx (a dev dependency) when running from source. */
@@ -399,17 +403,30 @@ function processChannel(data: StoreWorkerData, nice: number, logger: Logger): Ch
       logger.warn({ err: String(err) }, "could not lower the store process's priority; it runs at the proxy's");
     }
   }
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const kill = () =>
+    new Promise<void>((resolve) => {
+      if (exited()) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
   return {
     post: (m) => {
       if (child.connected) child.send(m);
     },
     on: ((event: string, fn: (...args: unknown[]) => void) => void child.on(event, fn)) as Channel["on"],
-    kill: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGKILL");
-      }),
+    kill,
+    // The host leaves when its channel closes (store-worker.ts), after closing its store: here that
+    // is done already, so it only has to exit.
+    stop: async (graceMs) => {
+      if (exited()) return;
+      const gone = new Promise<boolean>((resolve) => child.once("exit", () => resolve(true)));
+      if (child.connected) child.disconnect();
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([gone, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+      clearTimeout(timer);
+      if (!inTime) await kill();
+    },
   };
 }
 
@@ -427,6 +444,9 @@ function threadChannel(data: StoreWorkerData): Channel {
     post: (m) => worker.postMessage(m),
     on: ((event: string, fn: (...args: unknown[]) => void) => void worker.on(event, fn)) as Channel["on"],
     kill: async () => {
+      await worker.terminate();
+    },
+    stop: async () => {
       await worker.terminate();
     },
   };
@@ -578,12 +598,15 @@ export class RemoteRecordStore implements RecordStore {
         this.opts.logger.error({ err: String(err) }, `store ${this.host} failed`);
         fail(err);
       });
-      channel.on("exit", (code: number | null) => {
+      channel.on("exit", (code: number | null, signal?: NodeJS.Signals | null) => {
         if (!ready) {
           fail(new Error(`the store ${this.host} exited while starting (${code})`));
           return;
         }
-        if (this.closing) return;
+        if (this.closing) {
+          this.opts.logger.debug({ code, signal: signal ?? null }, `store ${this.host} ended`);
+          return;
+        }
         this.ready = false;
         this.restartLater(`store ${this.host} exited (${code})`);
       });
@@ -721,6 +744,7 @@ export class RemoteRecordStore implements RecordStore {
 
   private async shutDown(): Promise<void> {
     this.closing = true;
+    let graceful = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     try {
       if (this.ready) {
@@ -731,10 +755,11 @@ export class RemoteRecordStore implements RecordStore {
           new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
         ]).finally(() => clearTimeout(timer));
         if (!inTime) this.opts.logger.warn({ ms }, `the store ${this.host} did not close in time; stopping it (its log is moved into LanceDB at the next start)`);
+        else graceful = true;
       }
     } finally {
       this.ready = false;
-      await this.channel.kill();
+      await (graceful ? this.channel.stop(HOST_EXIT_GRACE_MS) : this.channel.kill());
       this.journal?.close();
       for (const p of this.pending.values()) p.reject(new Error("store is closed"));
       this.pending.clear();

@@ -6,6 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../core/index.js";
 import { makeTurnJob } from "../test/support/turn-jobs.js";
@@ -114,6 +115,17 @@ async function forkHost(hang: "open" | "close" | null, exitDeadlineMs: number): 
 
 const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once("exit", (code) => resolve(code))));
+
+describe("a store process closed by its sidecar", () => {
+  it("ends on its own once its store is closed (its exit handlers run), not killed", async () => {
+    const logs: { msg?: string; code?: number | null; signal?: string | null }[] = [];
+    const recording = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    const store = await openRecordStore(options(tmpDir(), { logger: recording }));
+    await store.putTurn(makeTurnJob(0));
+    await store.close();
+    expect(logs.filter((l) => l.msg === "store process ended").map(({ code, signal }) => ({ code, signal }))).toEqual([{ code: 0, signal: null }]);
+  });
+});
 
 describe("a store process whose sidecar goes away", () => {
   it("exits within its deadline though closing LanceDB hangs, once its sidecar's channel closes", async () => {
