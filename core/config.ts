@@ -69,6 +69,13 @@ export const configSchema = z.object({
        *  stopped: the sidecar's start fails with the reason, or a restart is tried again (each try
        *  after a timeout given twice as long, up to 16×). Generous: a starved machine is slow. */
       storeStartTimeoutMs: z.coerce.number().int().positive().default(60_000),
+      /** While a session's last seq cannot be read, its calls are recorded with the store's numbers and
+       *  kept in memory (request and response) to be written again with the sidecar's: at most this
+       *  many per session, and `seqRewritesMax` in all (~0.1 MB each at OpenClaw-sized calls, an
+       *  estimate). Past them a call keeps the store's number (the order it was taken in, not the
+       *  order calls started; still no gap or repeat). */
+      seqRewritesPerSession: z.coerce.number().int().min(0).default(128),
+      seqRewritesMax: z.coerce.number().int().min(0).default(512),
     })
     .prefault({}),
 

@@ -14,6 +14,7 @@ export class SidecarMetrics {
   readonly unrecorded: Counter<"reason">;
   readonly recordErrors: Counter;
   readonly recordWaitTimeouts: Counter;
+  readonly seqRewritesDropped: Counter;
   readonly events: Counter<"result">;
   readonly inflight: Gauge;
 
@@ -60,6 +61,11 @@ export class SidecarMetrics {
     this.recordWaitTimeouts = new Counter({
       name: "clawloop_sidecar_record_wait_timeouts_total",
       help: "Answers finished before their turn reached the log (the store was slow or down).",
+      registers,
+    });
+    this.seqRewritesDropped = new Counter({
+      name: "clawloop_sidecar_seq_rewrites_dropped_total",
+      help: "Calls journaled without their place in the session while its last seq could not be read, not kept to be written again with it (past sidecar.seqRewritesPerSession or sidecar.seqRewritesMax): their rows keep the store's number.",
       registers,
     });
     this.events = new Counter({

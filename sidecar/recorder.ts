@@ -54,6 +54,9 @@ export interface CallOutcome {
   assembled: Assembled | null;
 }
 
+/** What is kept of a call after it is written: not its request or response. */
+type CallFacts = Pick<CallOutcome, "turnId" | "tags">;
+
 /** Told about every finished call before it is written (session inference indexes its answer). */
 export interface TurnObserver {
   turnFinished(call: CallOutcome): void;
@@ -113,19 +116,29 @@ export class Recorder {
       // The store host has not said where the session ends: journal the call as it is (the host
       // numbers it when it takes it in, also after a crash), then once more with its number. The
       // book hears of it first, so that the lookup's answer does not count it if the host has it.
-      this.book.journaledUnnumbered(job.sessionId, job.turnId);
-      await this.store.putTurn(job);
+      const rewrite = this.book.journaledUnnumbered(job.sessionId, job.turnId);
+      const journaled = await this.store.putTurn(job);
+      if (rewrite) {
+        void seq
+          .then((n) => this.store.putTurn({ ...job, seq: n, replaces: true }))
+          .then((ref) => this.stored(ref, call))
+          .catch((err: unknown) => this.failed(err, call));
+        return null;
+      }
+      // Past the book's bounds (sidecar/sessions.ts): the row keeps the host's number, and only the
+      // turn's ref waits for this sidecar's, for the rest of the sidecar to hear of the turn.
+      this.metrics.seqRewritesDropped.inc();
+      const facts: CallFacts = { turnId: call.turnId, tags: call.tags };
       void seq
-        .then((n) => this.store.putTurn({ ...job, seq: n, replaces: true }))
-        .then((ref) => this.stored(ref, call))
-        .catch((err: unknown) => this.failed(err, call));
+        .then((n) => this.stored(journaled.seq >= 0 ? journaled : { ...journaled, seq: n }, facts))
+        .catch((err: unknown) => this.failed(err, facts));
       return null;
     } catch (err) {
       return this.failed(err, call);
     }
   }
 
-  private async stored(ref: TurnRef, call: CallOutcome): Promise<TurnRef> {
+  private async stored(ref: TurnRef, call: CallFacts): Promise<TurnRef> {
     this.recorded++;
     this.byStatus[ref.status]++;
     this.metrics.turns.inc({ status: ref.status, turn_type: ref.turnType });
@@ -135,7 +148,7 @@ export class Recorder {
     return ref;
   }
 
-  private failed(err: unknown, call: CallOutcome): null {
+  private failed(err: unknown, call: CallFacts): null {
     this.metrics.recordErrors.inc();
     this.logger.error({ err: String(err), turnId: call.turnId }, "could not record a model call (it was answered)");
     return null;

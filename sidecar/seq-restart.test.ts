@@ -290,3 +290,85 @@ describe("SessionBook: a session's last-seq lookup that keeps failing", () => {
     expect(settled).toBe(false);
   });
 });
+
+describe("SessionBook: the calls kept to be written again with their seq", () => {
+  // Each call journaled without its place used to be kept (request and response) until its
+  // session's lookup answered, however long that took and however many calls came meanwhile.
+  it("are bounded per session and in all; past the bounds a call keeps the store's number, is counted, warned of once, and still heard of", async () => {
+    const real = await openRecordStore({ dataDir: tmpDir(), maskSecrets: false, secretPatterns: [], logger, logLevel: "silent", host: "process" });
+    cleanups.push(() => real.close());
+    await real.putTurn(job("s", 0, 0));
+    await real.putTurn(job("s", 1, 1));
+    let failing = true;
+    let rewrites = 0;
+    const store = new Proxy(real, {
+      get(target, key) {
+        if (key === "lastTurn") {
+          return async (where: Parameters<RecordStore["lastTurn"]>[0]) => {
+            if (failing) throw new Error("lookup failed (test)");
+            return target.lastTurn(where);
+          };
+        }
+        if (key === "putTurn") {
+          return (j: Parameters<RecordStore["putTurn"]>[0]) => {
+            if (j.replaces) rewrites++;
+            return target.putTurn(j);
+          };
+        }
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const logs: { level: number; msg: string }[] = [];
+    const seen = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    const book = new SessionBook(store, seen, { lookupRetryMs: 10, lookupRetryCapMs: 20, seqRewritesPerSession: 2, seqRewritesMax: 3 });
+    cleanups.push(() => book.close());
+    const metrics = new SidecarMetrics(store, () => 1);
+    const recorder = new Recorder(store, book, new EventLinker(store, book, new SecretMasker(false), logger), metrics, logger);
+    const outcome = (session: string, i: number): CallOutcome => {
+      const j = job(session, i, null);
+      return {
+        turnId: j.turnId,
+        tags: { sessionId: session, runId: `r-${session}`, callId: j.callId, turnType: "main", sessionDone: false, traceparent: null },
+        endpoint: "chat", model: "m", adapter: null, rawRequest: j.rawRequest, requestError: null, startedAt: j.startedAt,
+        ttfbMs: 1, totalMs: 2, upstreamStatus: 200, status: "ok", error: null, assembled: null,
+      };
+    };
+    /** Records call `i` of `session`; its ticket (wrapped: a promise returned from an async function would be awaited). */
+    const record = async (session: string, i: number): Promise<{ ticket: Promise<Ticket> }> => {
+      const ticket = Promise.resolve({ placement: { sessionId: session, turnType: "main" as const, placement: "tagged" as const, parentTurnId: null }, seq: book.reserveSeq(session) });
+      expect(await recorder.record(outcome(session, i), ticket)).toBe(null);
+      return { ticket };
+    };
+    // One at a time, so which calls are kept does not depend on timing: s2, s3 (the session's 2),
+    // then u0 (the 3rd in all); s4, s5 and u1 are past the bounds.
+    const tickets: Promise<Ticket>[] = [];
+    for (const [session, i] of [["s", 2], ["s", 3], ["s", 4], ["s", 5], ["u", 0], ["u", 1]] as const) tickets.push((await record(session, i)).ticket);
+    const dropped = async () => (await metrics.seqRewritesDropped.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(await dropped()).toBe(3);
+    expect(logs.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([expect.stringMatching(/^too many calls wait for their session's last seq/)]);
+    await waitFor(async () => (await seqs(real, "s")).length === 6 && (await seqs(real, "u")).length === 2 && real.journaled === 0, "the host to number the calls");
+
+    failing = false;
+    // Every call gets its number, and the rest of the sidecar hears of each (dropped or not)...
+    expect(await Promise.all(tickets.map(async (t) => (await t).seq))).toEqual([2, 3, 4, 5, 0, 1]);
+    await waitFor(() => recorder.recorded === 6, "the calls to be heard of with their numbers");
+    // ...but only the kept ones were written again.
+    expect(rewrites).toBe(3);
+    await real.flush();
+    // The store's numbers and this sidecar's agree here (the calls finished in the order they
+    // started): no gap, no repeat.
+    expect(await seqs(real, "s")).toEqual([0, 1, 2, 3, 4, 5].map((i) => [`s-t${i}`, i]));
+    expect(await seqs(real, "u")).toEqual([0, 1].map((i) => [`u-t${i}`, i]));
+    expect(await book.reserveSeq("s")).toBe(6);
+
+    // The bounds count only calls still waiting: a later outage keeps its calls again.
+    failing = true;
+    const later = [(await record("v", 0)).ticket, (await record("v", 1)).ticket];
+    failing = false;
+    expect(await Promise.all(later.map(async (t) => (await t).seq))).toEqual([0, 1]);
+    await waitFor(() => recorder.recorded === 8, "the later calls to be written again");
+    expect(rewrites).toBe(5);
+    expect(await dropped()).toBe(3);
+  });
+});

@@ -8,6 +8,13 @@
 // recorder journals them without their place, and the store host numbers them next after the
 // session's last turn as it takes them in); the lookup is tried again, at most every
 // `lookupRetryCapMs`, until it answers, and then this sidecar numbers them (the same numbers).
+//
+// Writing such a call again with its number means keeping the call (request and response) in
+// memory until the lookup answers, so those rewrites are bounded, per session and in all
+// (`sidecar.seqRewritesPerSession`, `sidecar.seqRewritesMax`). Past a bound the call is not kept:
+// its row keeps the number the store host gave it, which follows the order the host took the calls
+// in (when they finished) rather than the order they started; the session's numbers still have no
+// gap and no repeat, since this book counts the call all the same and leaves it out of the lookup.
 import type { Logger } from "../core/index.js";
 import type { RecordStore } from "./record-store.js";
 import type { TurnRef } from "./turns.js";
@@ -57,12 +64,29 @@ const LOOKUP_RETRY_CAP_MS = 30_000;
 /** Failed lookups of a session before it is logged as an error (~25 s at the default timings). */
 const LOOKUP_QUIET_ATTEMPTS = 9;
 
+/** Calls journaled without their seq kept to be written again with it, per session and in all. */
+const SEQ_REWRITES_PER_SESSION = 128;
+const SEQ_REWRITES_MAX = 512;
+
 export interface SessionBookLimits {
   sessions?: number;
   calls?: number;
   /** First delay between tries of a session's last-seq lookup (doubled each time), and its cap. */
   lookupRetryMs?: number;
   lookupRetryCapMs?: number;
+  /** Calls journaled without their seq that may be kept to be written again with it: per session, and in all. */
+  seqRewritesPerSession?: number;
+  seqRewritesMax?: number;
+}
+
+/** A session whose last seq is being looked up: its calls journaled meanwhile without their seq. */
+interface Unnumbered {
+  /** All of them (the lookup's answer must not count them). */
+  ids: Set<string>;
+  /** How many of them are kept to be written again with their number. */
+  rewrites: number;
+  /** How many are not (past a bound): their rows keep the store host's numbers. */
+  dropped: number;
 }
 
 export class SessionBook {
@@ -80,9 +104,15 @@ export class SessionBook {
    * tried again comes after them); the answer must not count them, or this sidecar would number the
    * same calls again after themselves, leaving a gap where they were.
    */
-  private readonly unnumbered = new Map<string, Set<string>>();
+  private readonly unnumbered = new Map<string, Unnumbered>();
   private readonly retryMs: number;
   private readonly retryCapMs: number;
+  private readonly rewritesPerSession: number;
+  private readonly rewritesMax: number;
+  /** Rewrites kept in all sessions (the sum of their `rewrites`). */
+  private rewrites = 0;
+  /** A rewrite was dropped since no lookup was under way: warned once. */
+  private dropWarned = false;
   /** Pending waits between lookup tries, ended by close(). */
   private readonly sleeps = new Map<NodeJS.Timeout, (goOn: boolean) => void>();
   private closed = false;
@@ -101,6 +131,8 @@ export class SessionBook {
   ) {
     this.retryMs = limits.lookupRetryMs ?? LOOKUP_RETRY_MS;
     this.retryCapMs = limits.lookupRetryCapMs ?? LOOKUP_RETRY_CAP_MS;
+    this.rewritesPerSession = limits.seqRewritesPerSession ?? SEQ_REWRITES_PER_SESSION;
+    this.rewritesMax = limits.seqRewritesMax ?? SEQ_REWRITES_MAX;
     const sessions = limits.sessions ?? 50_000;
     const calls = limits.calls ?? 5_000;
     this.seqs = new Lru(sessions);
@@ -118,9 +150,30 @@ export class SessionBook {
     return next;
   }
 
-  /** A call of the session was journaled without its seq: its session's lookup had not answered. */
-  journaledUnnumbered(sessionId: string, turnId: string): void {
-    this.unnumbered.get(sessionId)?.add(turnId);
+  /**
+   * A call of the session was journaled without its seq: its session's lookup had not answered.
+   * True: keep the call and write it again once its number is known. False: past the bounds, do not
+   * keep it; its row keeps the store host's number (warned once, until no lookup is under way).
+   */
+  journaledUnnumbered(sessionId: string, turnId: string): boolean {
+    const u = this.unnumbered.get(sessionId);
+    // (No lookup under way: it answered a moment ago, and the number is there already.)
+    if (!u) return true;
+    u.ids.add(turnId);
+    if (u.rewrites < this.rewritesPerSession && this.rewrites < this.rewritesMax) {
+      u.rewrites++;
+      this.rewrites++;
+      return true;
+    }
+    u.dropped++;
+    if (!this.dropWarned) {
+      this.dropWarned = true;
+      this.logger.warn(
+        { sessionId, waiting: u.rewrites, waitingInAll: this.rewrites, perSession: this.rewritesPerSession, max: this.rewritesMax },
+        "too many calls wait for their session's last seq to be written again with their number; past these, each keeps the number the store gave it (the order it took them in, not the order they started), counted in clawloop_sidecar_seq_rewrites_dropped_total",
+      );
+    }
+    return false;
   }
 
   /** Stops the lookups still being tried (the sidecar is stopping): their calls keep the store host's numbers. */
@@ -134,14 +187,16 @@ export class SessionBook {
   }
 
   private async maxSeq(sessionId: string): Promise<number> {
-    const ours = new Set<string>();
+    const ours: Unnumbered = { ids: new Set(), rewrites: 0, dropped: 0 };
     this.unnumbered.set(sessionId, ours);
     try {
       // Only the recording waits for this, never the call; a store that is restarting gets time.
       for (let attempt = 1; ; attempt++) {
         try {
-          const last = await this.lastSeqBefore(sessionId, ours);
-          if (attempt > LOOKUP_QUIET_ATTEMPTS) this.logger.info({ sessionId, attempts: attempt, unnumbered: ours.size }, "read the session's last seq at last; numbering its calls");
+          const last = await this.lastSeqBefore(sessionId, ours.ids);
+          if (attempt > LOOKUP_QUIET_ATTEMPTS || ours.dropped > 0) {
+            this.logger.info({ sessionId, attempts: attempt, unnumbered: ours.ids.size, keptStoreNumbers: ours.dropped }, "read the session's last seq at last; numbering its calls");
+          }
           return last;
         } catch (err) {
           if (attempt === LOOKUP_QUIET_ATTEMPTS) {
@@ -154,7 +209,10 @@ export class SessionBook {
         }
       }
     } finally {
+      // Its calls are written again now (or never, when closed): they no longer count.
+      this.rewrites -= ours.rewrites;
       if (this.unnumbered.get(sessionId) === ours) this.unnumbered.delete(sessionId);
+      if (this.unnumbered.size === 0) this.dropWarned = false;
     }
   }
 

@@ -118,7 +118,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   };
 
   const metrics = new SidecarMetrics(store, () => upstream.healthy);
-  const book = new SessionBook(store, logger);
+  const book = new SessionBook(store, logger, { seqRewritesPerSession: cfg.seqRewritesPerSession, seqRewritesMax: cfg.seqRewritesMax });
   const linker = new EventLinker(store, book, masker, logger);
   // Untagged calls are placed by session inference unless the caller brings its own placer.
   let inference: SessionInference | null = null;
