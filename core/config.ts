@@ -179,6 +179,13 @@ export const configSchema = z.object({
        * and says why (trainer/reject-pause.ts).
        */
       pauseAfterRejections: z.coerce.number().int().min(0).default(3),
+      /**
+       * The trainer loads its base model and engine only when a batch is due, and lets them go
+       * after this many seconds with no step due, so an idle trainer holds little memory
+       * (SmolLM2-135M: ~720 MB RSS loaded, ~160 MB let go); the next batch loads them again
+       * (seconds). 0: keep them once loaded.
+       */
+      releaseAfterIdleS: z.coerce.number().min(0).default(600),
     })
     .prefault({}),
 

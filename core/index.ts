@@ -8,3 +8,4 @@ export * from "./log.js";
 export * from "./store/index.js";
 export * from "./openai.js";
 export * from "./chat-template.js";
+export * from "./memory.js";

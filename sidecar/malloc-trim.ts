@@ -11,9 +11,8 @@
 // (which frees the buffers the last calls left behind).
 //
 // Where glibc or koffi is missing (macOS, musl), the trimmer does nothing and says why once.
-import { createRequire } from "node:module";
 import perf, { PerformanceObserver } from "node:perf_hooks";
-import type { Logger } from "../core/index.js";
+import { loadMallocTrim, type Logger } from "../core/index.js";
 
 export interface MallocTrimmer {
   /** Marks activity (a request, a message): a trim waits for a quiet period after the last one. */
@@ -37,17 +36,6 @@ export interface MallocTrimmerOptions {
 
 const DEFAULT_QUIET_MS = 1_000;
 const FULL_GC = perf.constants.NODE_PERFORMANCE_GC_MAJOR | perf.constants.NODE_PERFORMANCE_GC_INCREMENTAL;
-
-/** `malloc_trim` from the C library, or why it cannot be had. */
-function loadMallocTrim(library: string): ((pad: number) => number) | string {
-  if (process.platform !== "linux") return `not on Linux (${process.platform})`;
-  try {
-    const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-    return koffi.load(library).func("int malloc_trim(size_t pad)") as (pad: number) => number;
-  } catch (err) {
-    return `${library}: ${err instanceof Error ? err.message : String(err)}`;
-  }
-}
 
 export function startMallocTrimmer(opts: MallocTrimmerOptions = {}): MallocTrimmer {
   const quietMs = opts.quietMs ?? DEFAULT_QUIET_MS;

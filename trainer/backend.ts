@@ -3,7 +3,7 @@
 import type { LoraAdapter, LoraTarget } from "../adapters/index.js";
 import type { Config, Logger } from "../core/index.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
-import type { LoadedModel } from "./engine/model/types.js";
+import type { LoadedModel, ModelIdentity } from "./engine/model/types.js";
 
 export interface LoraShape {
   rank: number;
@@ -14,16 +14,21 @@ export interface LoraShape {
 export type TrainSettings = Config["train"];
 
 export interface TrainBackend {
+  /**
+   * Name, content hash, config and tokenizer from the model's headers, without its weights: what
+   * the train loop holds while it has nothing to train (it loads the model when a batch is due).
+   */
+  identify(source: string): Promise<ModelIdentity>;
   loadModel(source: string): Promise<LoadedModel>;
   /** `logger` hears about an execution provider that was not available (and the CPU fallback). */
   createEngine(model: LoadedModel, lora: LoraShape, train: TrainSettings, logger?: Logger): Promise<TrainEngine>;
   createOptimizer(train: TrainSettings): Optimizer;
-  /** A fresh adapter (a no-op until trained). */
-  newAdapter(model: LoadedModel, lora: LoraShape, seed: number): LoraAdapter;
+  /** A fresh adapter (a no-op until trained). Adapters need the model's identity, not its weights. */
+  newAdapter(model: ModelIdentity, lora: LoraShape, seed: number): LoraAdapter;
   /** Reads a PEFT adapter folder written for `model`. */
-  readAdapter(dir: string, model: LoadedModel): Promise<LoraAdapter>;
+  readAdapter(dir: string, model: ModelIdentity): Promise<LoraAdapter>;
   /** Writes `adapter_config.json` + `adapter_model.safetensors`, and `adapter.gguf` when asked. */
-  writeAdapter(dir: string, adapter: LoraAdapter, model: LoadedModel, opts: { gguf: boolean }): Promise<void>;
+  writeAdapter(dir: string, adapter: LoraAdapter, model: ModelIdentity, opts: { gguf: boolean }): Promise<void>;
 }
 
 /** Whether versions carry `adapter.gguf`: "auto" writes it when the base model is a GGUF file. */

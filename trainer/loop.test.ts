@@ -199,10 +199,11 @@ describe("train loop", () => {
     const loop = await start(config({ maxWaitSec: 0 }));
     await until("v000001", () => listVersions(adapters()).length === 1);
     await loop.stop();
-    const other = { ...fakeModel(), hash: "otherhash", name: "other-model" };
-    const backend = { ...fakeBackend(), loadModel: async () => other };
-    await expect(startTrainLoop(config(), { backend, model: "/x.gguf", logger: silentLogger })).rejects.toThrow(/trained on fake-model.*not on other-model/);
+    const other = fakeBackend({ model: { ...fakeModel(), hash: "otherhash", name: "other-model" } });
+    await expect(startTrainLoop(config(), { backend: other, model: "/x.gguf", logger: silentLogger })).rejects.toThrow(/trained on fake-model.*not on other-model/);
     expect(readStatus(dataDir)).toMatchObject({ state: "failed", lastError: { message: expect.stringMatching(/not on other-model/) } });
+    // Told by the model's headers: the weights were never loaded.
+    expect(other.counts).toMatchObject({ identify: 1, loadModel: 0, createEngine: 0 });
     // The failed start released the store lock: a correct start works.
     await start(config());
   });

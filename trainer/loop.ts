@@ -15,10 +15,17 @@
 // Pausing (`<data>/train.paused`, core/train-pause.ts): looked at before every step; while it is
 // there no step starts (the one in progress finishes), samples keep accumulating and are trained on
 // after the resume. Retention (trainer/retention.ts): after each step, old versions go.
+//
+// Memory: at start the loop knows the base model only by its headers (name, hash, config,
+// tokenizer: backend.identify), enough to check the adapters and build samples. The weights, the
+// engine, and the adapter and optimizer state of the version it continues from are loaded when a
+// batch is due, and let go after train.releaseAfterIdleS seconds with none (their memory handed
+// back to the system); the next batch reads them again from the version on disk and its optimizer
+// state, the same files a restart resumes from.
 import fs from "node:fs";
 import path from "node:path";
 import type { LoraAdapter } from "../adapters/index.js";
-import { createLogger, dataPaths, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
+import { createLogger, dataPaths, giveMemoryBack, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
 import { readPruned, TARGET_MODULES } from "../adapters/index.js";
 import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
 import { decideBatch, ReadyClock } from "./batching.js";
@@ -26,12 +33,12 @@ import type { Optimizer, TrainEngine } from "./compute.js";
 import { crashPoint } from "./crash.js";
 import { lineageLinks, newHead, recordObeyed, resolveTip } from "./lineage.js";
 import { Retention, retainVersions } from "./retention.js";
-import type { LoadedModel } from "./engine/model/types.js";
+import type { LoadedModel, ModelIdentity } from "./engine/model/types.js";
 import { makeProbe, PROBE_FILE } from "./probe.js";
 import { pauseOnRejections } from "./reject-pause.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
-import { newStatus, writeStatus, type Fallback, type TrainStatus } from "./status.js";
+import { newStatus, writeStatus, type Fallback, type TrainStatus, type WeightsStatus } from "./status.js";
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
 import { NO_VERDICTS, readVerdictsOr, untrustedVersions, type Verdicts } from "./verdicts.js";
@@ -94,19 +101,15 @@ export async function startTrainLoop(config: Config, opts: TrainLoopOptions = {}
 
   // The store lock on train_steps also keeps a second trainer off this data directory.
   const store = await Store.open({ dataDir: config.dataDir, writes: ["train_steps"], logger });
-  let model: LoadedModel | null = null;
-  let engine: TrainEngine | null = null;
+  let model: ModelIdentity | null = null;
   try {
-    model = await backend.loadModel(source);
+    // Headers only: the weights are loaded when the first batch is due.
+    model = await backend.identify(source);
     const loop = new ContinuousTrainer(config, backend, model, store, state, adaptersDir, logger, opts);
     await loop.resume();
-    engine = await backend.createEngine(model, loop.shape, config.train, logger);
-    loop.engine = engine;
     loop.run();
     return loop;
   } catch (err) {
-    await engine?.close?.();
-    model?.close();
     await store.close();
     // Say why in the status file (`clawloop status`, the dashboard); this process held the lock.
     try {
@@ -119,12 +122,32 @@ export async function startTrainLoop(config: Config, opts: TrainLoopOptions = {}
   }
 }
 
+/** The weights and the engine: loaded when a batch is due, let go when idle. */
+interface Held {
+  model: LoadedModel;
+  engine: TrainEngine | null;
+  /** The LoRA shape `engine` was built for. */
+  engineShape: string | null;
+}
+
+/** The adapter and optimizer state of `latest` (or a fresh adapter when there is none). */
+interface Trainable {
+  adapter: LoraAdapter;
+  optimizer: Optimizer;
+}
+
+const shapeKey = (s: LoraShape) => `${s.rank}/${s.alpha}/${[...s.targets].sort().join()}`;
+
 class ContinuousTrainer implements TrainLoop {
-  engine: TrainEngine | null = null;
-  shape: LoraShape;
   done!: Promise<void>;
-  private adapter!: LoraAdapter;
-  private optimizer!: Optimizer;
+  /** The LoRA shape of a new lineage (an existing one keeps its own). */
+  private readonly shape: LoraShape;
+  /** The weights and engine (null: not loaded). */
+  private held: Held | null = null;
+  /** Exactly what `latest` and its optimizer state on disk hold, or null: read them before the next step. */
+  private trainable: Trainable | null = null;
+  /** When the last step ended: the idle time that lets the weights go counts from here. */
+  private lastBusy = Date.now();
   /** The version the next step continues from. */
   private latest: VersionEntry | null = null;
   /** The switchboard's verdicts as last read (trainer/verdicts.ts). */
@@ -145,7 +168,7 @@ class ContinuousTrainer implements TrainLoop {
   constructor(
     private readonly config: Config,
     private readonly backend: TrainBackend,
-    private readonly model: LoadedModel,
+    private readonly model: ModelIdentity,
     private readonly store: Store,
     private readonly state: TrainerState,
     private readonly adaptersDir: string,
@@ -155,7 +178,7 @@ class ContinuousTrainer implements TrainLoop {
     const t = config.train;
     this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
     this.settings = stepSettings(config);
-    this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.weights.config.vocabSize });
+    this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.config.vocabSize });
     this.current = newStatus(t.mode, model.name);
     const a = config.adapters;
     this.retention = new Retention({
@@ -172,9 +195,10 @@ class ContinuousTrainer implements TrainLoop {
   }
 
   /**
-   * Loads the version to continue from (the newest, or as HEAD.json and the switchboard's verdicts
-   * say: trainer/lineage.ts) and its optimizer state, or starts a fresh adapter. `verdicts`: as
-   * just read (otherwise read here).
+   * Finds the version to continue from (the newest, or as HEAD.json and the switchboard's verdicts
+   * say: trainer/lineage.ts), or none (a fresh adapter), and checks it was trained on this base
+   * model. Its weights and optimizer state are read before the next step (prepare), or here for a
+   * rollback. `verdicts`: as just read (otherwise read here).
    */
   async resume(verdicts?: Verdicts): Promise<void> {
     fs.mkdirSync(this.adaptersDir, { recursive: true });
@@ -204,11 +228,9 @@ class ContinuousTrainer implements TrainLoop {
         `not building on ${passedOver.version}: ${why}; ${from ? `continuing from ${from}` : "no version before it passed the check: starting a fresh adapter"}`,
       );
     }
-    const optimizer = this.backend.createOptimizer(this.config.train);
     if (!tip) {
-      this.adapter = this.backend.newAdapter(this.model, this.shape, this.config.train.seed);
       if (obey) recordObeyed(this.state.dir, obey);
-      this.optimizer = optimizer;
+      this.trainable = null;
       this.latest = null;
       this.verdicts = verdicts;
       this.state.prune(0);
@@ -223,24 +245,13 @@ class ContinuousTrainer implements TrainLoop {
           `${this.model.name} (hash ${this.model.hash}); move them away or use another --data directory`,
       );
     }
-    const adapter = await this.backend.readAdapter(tip.dir, this.model);
-    const c = adapter.config;
-    const t = this.config.train;
-    if (c.rank !== t.rank || c.alpha !== t.alpha || [...c.targets].sort().join() !== [...t.targets].sort().join()) {
-      this.logger.warn(
-        { adapter: { rank: c.rank, alpha: c.alpha, targets: c.targets }, config: { rank: t.rank, alpha: t.alpha, targets: t.targets } },
-        "continuing the existing adapter with its own rank, alpha and targets (the configured ones apply to a new lineage)",
-      );
-    }
-    const optim = this.state.loadOptimizer(tip.name);
-    if (optim) optimizer.loadState(optim);
-    else this.logger.warn({ version: tip.name }, "no optimizer state for the latest version; continuing with fresh moments");
-    // Only once everything loaded: a failed resume must not leave one version's weights under another's name,
+    // A rollback is recorded as obeyed only once its version's files are read: read them now, not
+    // when the next batch is due (otherwise they are read then, in prepare).
+    const trainable = obey ? await this.readTrainable(tip) : null;
+    // Only once read: a failed resume must not leave one version's weights under another's name,
     // nor a rollback marked obeyed whose version could not be read (it is tried again instead).
     if (obey) recordObeyed(this.state.dir, obey);
-    this.adapter = adapter;
-    this.optimizer = optimizer;
-    this.shape = { rank: c.rank, alpha: c.alpha, targets: [...c.targets] };
+    this.trainable = trainable;
     this.latest = tip;
     this.verdicts = verdicts;
     // States of older versions go in retain(), which knows which of them are in use.
@@ -295,7 +306,114 @@ class ContinuousTrainer implements TrainLoop {
     await retainVersions({ store: this.store, adaptersDir: this.adaptersDir, state: this.state, retention: this.retention, latest: this.latest, logger: this.logger });
   }
 
+  /**
+   * The model, engine, adapter and optimizer a step needs, loaded now where they are not in
+   * memory. A failure lets go of whatever was loaded (the next due batch tries again).
+   */
+  private async prepare(): Promise<{ model: LoadedModel; engine: TrainEngine } & Trainable> {
+    const started = performance.now();
+    const cold = this.held === null;
+    try {
+      if (!this.held) {
+        this.publishWeights("loading");
+        const model = await this.backend.loadModel(this.model.source);
+        if (model.hash !== this.model.hash) {
+          model.close();
+          throw new Error(
+            `the base model ${this.model.source} changed since the trainer started (hash ${this.model.hash}, now ${model.hash}); ` +
+              "restart the trainer to check the adapters against it",
+          );
+        }
+        this.held = { model, engine: null, engineShape: null };
+      }
+      const held = this.held;
+      this.trainable ??= await this.readTrainable(this.latest);
+      const shape = this.trainable.adapter.config;
+      if (!held.engine || held.engineShape !== shapeKey(shape)) {
+        // A new lineage (after a rejection) may have another shape than the engine was built for.
+        await held.engine?.close?.();
+        held.engine = null;
+        held.engine = await this.backend.createEngine(held.model, { rank: shape.rank, alpha: shape.alpha, targets: [...shape.targets] }, this.config.train, this.logger);
+        held.engineShape = shapeKey(shape);
+      }
+      if (cold) {
+        const weights = this.publishWeights("loaded");
+        this.logger.info({ model: this.model.name, ms: Math.round(performance.now() - started), rssMb: weights.rssMb }, "base model loaded for training");
+      }
+      return { model: held.model, engine: held.engine, ...this.trainable };
+    } catch (err) {
+      await this.release(false);
+      throw err;
+    }
+  }
+
+  /** The adapter and optimizer moments of version `tip` from disk (what a restart resumes from), or a fresh adapter. */
+  private async readTrainable(tip: VersionEntry | null): Promise<Trainable> {
+    const optimizer = this.backend.createOptimizer(this.config.train);
+    if (!tip) return { adapter: this.backend.newAdapter(this.model, this.shape, this.config.train.seed), optimizer };
+    const adapter = await this.backend.readAdapter(tip.dir, this.model);
+    const c = adapter.config;
+    const t = this.config.train;
+    if (shapeKey(c) !== shapeKey(t)) {
+      this.logger.warn(
+        { adapter: { rank: c.rank, alpha: c.alpha, targets: c.targets }, config: { rank: t.rank, alpha: t.alpha, targets: t.targets } },
+        "continuing the existing adapter with its own rank, alpha and targets (the configured ones apply to a new lineage)",
+      );
+    }
+    const optim = this.state.loadOptimizer(tip.name);
+    if (optim) optimizer.loadState(optim);
+    else this.logger.warn({ version: tip.name }, "no optimizer state for the latest version; continuing with fresh moments");
+    return { adapter, optimizer };
+  }
+
+  /**
+   * Lets go of the engine, the weights, the adapter and the optimizer (all of it is on disk: the
+   * version `latest` and its optimizer state) and, when `giveBack`, hands the memory back to the
+   * system.
+   */
+  private async release(giveBack = true): Promise<void> {
+    const held = this.held;
+    this.held = null;
+    this.trainable = null;
+    if (!held) {
+      // A load that failed half way: say so.
+      if (this.current.weights && this.current.weights.state !== "not loaded") this.publishWeights("not loaded");
+      return;
+    }
+    try {
+      await held.engine?.close?.();
+    } finally {
+      held.model.close();
+    }
+    const freed = giveBack ? giveMemoryBack() : null;
+    const weights = this.publishWeights("not loaded");
+    if (freed) {
+      const idleS = Math.round((Date.now() - this.lastBusy) / 1000);
+      this.logger.info({ idleS, rssBeforeMb: mb(freed.rssBefore), rssAfterMb: weights.rssMb, ...(freed.trimUnavailable && { trimUnavailable: freed.trimUnavailable }) }, "idle: base model let go");
+    }
+  }
+
+  /**
+   * Lets the weights go once no step has been due for train.releaseAfterIdleS seconds (0: never).
+   * Returns how long until then (ms), or null when nothing is held or waits to be let go.
+   */
+  private async releaseWhenIdle(now: number): Promise<number | null> {
+    const after = this.config.train.releaseAfterIdleS * 1000;
+    if ((!this.held && !this.trainable) || after <= 0) return null;
+    const left = this.lastBusy + after - now;
+    if (left > 0) return left;
+    await this.release();
+    return null;
+  }
+
+  private publishWeights(state: WeightsStatus["state"]): WeightsStatus {
+    const weights = { state, since: new Date().toISOString(), rssMb: mb(process.memoryUsage.rss()) };
+    this.publish({ weights });
+    return weights;
+  }
+
   run(): void {
+    this.publishWeights("not loaded");
     this.done = this.loop().finally(() => this.shutdown());
   }
 
@@ -335,7 +453,8 @@ class ContinuousTrainer implements TrainLoop {
           ...(paused ? { state: "paused" as const } : this.current.state === "paused" ? { state: "waiting" as const } : {}),
         });
         if (paused) {
-          await this.sleep(sleepMs);
+          const untilRelease = await this.releaseWhenIdle(Date.now());
+          await this.sleep(untilRelease === null ? sleepMs : Math.min(sleepMs, untilRelease));
           continue;
         }
         if (decision.batch) {
@@ -357,6 +476,8 @@ class ContinuousTrainer implements TrainLoop {
           continue;
         }
         if (decision.dueInMs !== null) sleepMs = Math.min(sleepMs, Math.max(1, decision.dueInMs));
+        const untilRelease = await this.releaseWhenIdle(Date.now());
+        if (untilRelease !== null) sleepMs = Math.min(sleepMs, Math.max(1, untilRelease));
         backoffMs = 0;
       } catch (err) {
         backoffMs = Math.min(Math.max(backoffMs * 2, 250), 60_000);
@@ -374,11 +495,13 @@ class ContinuousTrainer implements TrainLoop {
     const version = this.newestVersion + 1;
     const name = versionName(version);
     const stepNo = (this.latest?.manifest.step ?? 0) + 1;
+    // Outside the try below: a failed load is not the samples' fault.
+    const { model, engine, adapter, optimizer } = await this.prepare();
     this.publish({ state: "training" });
     const started = performance.now();
     crashPoint("step-start");
     try {
-      const outcome = await trainOnBatch(this.engine!, this.optimizer, this.adapter, samples, this.settings);
+      const outcome = await trainOnBatch(engine, optimizer, adapter, samples, this.settings);
       const row: TrainStep = {
         id: name,
         step: stepNo,
@@ -399,14 +522,15 @@ class ContinuousTrainer implements TrainLoop {
         behaviourMismatch: outcome.behaviourMismatch,
         createdAt: "",
       };
-      const { probe, klToBase } = await makeProbe(this.engine!, this.adapter, samples);
+      const { probe, klToBase } = await makeProbe(engine, adapter, samples);
       // The row describes the version this step made: its distance from the base, after the step.
       row.klToBase = klToBase;
       const gguf = wantsGguf(this.config.train.gguf, this.model.source);
+      const shape = adapter.config;
       row.durationMs = performance.now() - started;
       row.createdAt = new Date().toISOString();
       // The optimizer state must exist whenever the version does: write it first.
-      this.state.save(name, this.optimizer.saveState(), row);
+      this.state.save(name, optimizer.saveState(), row);
       const dir = path.join(this.adaptersDir, name);
       const manifest = await writeAdapterDir(
         dir,
@@ -418,12 +542,12 @@ class ContinuousTrainer implements TrainLoop {
           step: stepNo,
           sampleCount: ids.length,
           sampleIds: ids,
-          rank: this.shape.rank,
-          alpha: this.shape.alpha,
-          targetModules: peftModuleNames(this.shape),
+          rank: shape.rank,
+          alpha: shape.alpha,
+          targetModules: peftModuleNames(shape),
         },
         async (tmp) => {
-          await this.backend.writeAdapter(tmp, this.adapter, this.model, { gguf });
+          await this.backend.writeAdapter(tmp, adapter, model, { gguf });
           fs.writeFileSync(path.join(tmp, PROBE_FILE), JSON.stringify(probe) + "\n");
         },
         () => crashPoint("before-version"),
@@ -443,6 +567,7 @@ class ContinuousTrainer implements TrainLoop {
       await this.retain();
     } catch (err) {
       // The adapter and optimizer may be ahead of what is on disk: go back to the last version.
+      this.trainable = null;
       for (const id of ids) {
         const n = (this.failures.get(id) ?? 0) + 1;
         this.failures.set(id, n);
@@ -453,6 +578,8 @@ class ContinuousTrainer implements TrainLoop {
       }
       await this.resume().catch((e: unknown) => this.logger.error({ err: (e as Error).message }, "could not reload the last version"));
       throw err;
+    } finally {
+      this.lastBusy = Date.now();
     }
   }
 
@@ -499,10 +626,12 @@ class ContinuousTrainer implements TrainLoop {
   }
 
   private async shutdown(): Promise<void> {
-    this.publish({ state: "stopped" });
+    // The process ends or moves on: no collection or trim.
+    await this.release(false).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "could not close the engine"));
+    this.publish({ state: "stopped", weights: null });
     this.opts.progress?.close();
-    await this.engine?.close?.();
-    this.model.close();
     await this.store.close();
   }
 }
+
+const mb = (bytes: number) => Math.round(bytes / 2 ** 20);

@@ -30,6 +30,7 @@ describe("progress", () => {
   it("shows waiting samples, step, loss and the reward trend on one line", () => {
     expect(progressLine(status(), 4)).toBe("combined │ v000003 (step 3) │ 2/4 samples │ loss 0.1235 │ reward ▁▅▆█ +0.50 │ 1 skipped");
     expect(progressLine(status({ state: "training" }), 4)).toMatch(/│ training…$/);
+    expect(progressLine(status({ weights: { state: "loading", since: "t", rssMb: 150 } }), 4)).toMatch(/│ loading the model…$/);
     expect(progressLine(status({ lastStep: null, version: null, lastError: { message: "boom", at: "t" } }), 4)).toContain("error: boom");
     expect(progressLine(status(), 4, 20)).toHaveLength(20);
   });

@@ -22,6 +22,7 @@ export function progressLine(s: TrainStatus, batchSize: number, width = 120): st
   if (s.lastStep) parts.push(`loss ${s.lastStep.loss.toFixed(4)}`, `reward ${sparkline(s.rewardTrend)} ${signed(s.lastStep.meanReward)}`);
   const skipped = Object.values(s.samplesSkipped).reduce((a, b) => a + b, 0);
   if (skipped) parts.push(`${skipped} skipped`);
+  if (s.weights?.state === "loading") parts.push("loading the model…");
   if (s.state === "training") parts.push("training…");
   if (s.paused) parts.push(`paused since ${s.paused.since.replace("T", " ").slice(0, 19)} (clawloop train resume)`);
   if (s.lastError) parts.push(`error: ${s.lastError.message}`);

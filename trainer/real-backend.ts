@@ -3,14 +3,14 @@
 // that bring their own backend never pay for it.
 import path from "node:path";
 import { createLoraAdapter, readPeftAdapter, writeGgufLora, writePeftAdapter, type LoraAdapter } from "../adapters/index.js";
-import { AdamW, Engine, loadModel, loraDims } from "./engine/index.js";
-import type { LoadedModel } from "./engine/model/types.js";
+import { AdamW, Engine, identifyModel, loadModel, loraDims } from "./engine/index.js";
+import type { ModelIdentity } from "./engine/model/types.js";
 import type { LoraShape, TrainBackend } from "./backend.js";
 
 export const GGUF_ADAPTER_FILE = "adapter.gguf";
 
-function checkFits(adapter: LoraAdapter, model: LoadedModel, where: string): void {
-  const c = model.weights.config;
+function checkFits(adapter: LoraAdapter, model: ModelIdentity, where: string): void {
+  const c = model.config;
   if (adapter.config.numLayers !== c.numLayers) {
     throw new Error(`${where}: the adapter has ${adapter.config.numLayers} layers, ${model.name} has ${c.numLayers}`);
   }
@@ -24,6 +24,7 @@ function checkFits(adapter: LoraAdapter, model: LoadedModel, where: string): voi
 }
 
 export const realBackend: TrainBackend = {
+  identify: identifyModel,
   loadModel,
 
   async createEngine(model, lora, train, logger) {
@@ -41,13 +42,13 @@ export const realBackend: TrainBackend = {
     return new AdamW({ lr: train.lr, weightDecay: train.weightDecay, maxGradNorm: train.maxGradNorm });
   },
 
-  newAdapter(model: LoadedModel, shape: LoraShape, seed: number): LoraAdapter {
-    const dims = loraDims(model.weights.config);
+  newAdapter(model: ModelIdentity, shape: LoraShape, seed: number): LoraAdapter {
+    const dims = loraDims(model.config);
     return createLoraAdapter(
       {
         ...shape,
         targets: [...shape.targets],
-        numLayers: model.weights.config.numLayers,
+        numLayers: model.config.numLayers,
         dims: Object.fromEntries(shape.targets.map((t) => [t, dims[t]])),
         baseModel: model.name,
       },
@@ -65,7 +66,7 @@ export const realBackend: TrainBackend = {
     // fp32, the trainer's master copy: a restart continues from exactly these values.
     writePeftAdapter(dir, adapter);
     if (opts.gguf) {
-      const c = model.weights.config;
+      const c = model.config;
       // f16 as llama.cpp's converter writes by default: half the size, well within its precision.
       writeGgufLora(path.join(dir, GGUF_ADAPTER_FILE), adapter, { architecture: c.architecture, numHeads: c.numHeads, numKvHeads: c.numKvHeads }, { dtype: "F16", name: `clawloop-${model.name}` });
     }

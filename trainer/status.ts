@@ -35,6 +35,11 @@ export interface TrainStatus {
    * was built on) and grew from an older one (trainer/lineage.ts). Absent in files of older trainers.
    */
   fallback?: Fallback | null;
+  /**
+   * Whether the base model's weights and the engine are in memory: loaded when a batch is due, let
+   * go after train.releaseAfterIdleS seconds with none. Absent in files of older trainers.
+   */
+  weights?: WeightsStatus | null;
   /** Mean reward of recent steps, oldest first. */
   rewardTrend: number[];
   lastError: { message: string; at: string } | null;
@@ -50,6 +55,20 @@ export interface Fallback {
   /** The rejected versions that made it untrusted, and the switchboard's reasons. */
   rejected: { version: string; reason: string }[];
   at: string;
+}
+
+export interface WeightsStatus {
+  state: "not loaded" | "loading" | "loaded";
+  /** When it entered this state. */
+  since: string;
+  /** The trainer process's resident memory right after (MB). */
+  rssMb: number;
+}
+
+/** "not loaded (loads when a batch is ready; RSS 160 MB)", for status lines. */
+export function weightsText(w: WeightsStatus): string {
+  const why = w.state === "not loaded" ? "loads when a batch is ready; " : w.state === "loading" ? "a batch is ready; " : "";
+  return `${w.state} (${why}trainer RSS ${w.rssMb} MB)`;
 }
 
 /** "grew from v000001 after v000002 was rejected (reason)", for status lines. */
@@ -74,6 +93,7 @@ export function newStatus(mode: TrainMode, model: string | null): TrainStatus {
     version: null,
     lastStep: null,
     fallback: null,
+    weights: null,
     rewardTrend: [],
     lastError: null,
     startedAt: now,

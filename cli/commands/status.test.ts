@@ -183,4 +183,20 @@ describe("clawloop status", () => {
     // None: no line.
     expect(formatStatus(await collectStatus(config, "http://127.0.0.1:9"))).not.toContain("fell back");
   });
+
+  it("says whether the running trainer holds its base model (it loads it only when a batch is ready)", async () => {
+    const since = "2026-03-01T12:34:56.000Z";
+    const line = async () => formatStatus(await collectStatus(config, "http://127.0.0.1:9")).split("\n").find((l) => l.trim().startsWith("model "));
+    try {
+      writeStatus(dataDir, { ...newStatus("rl", "SmolLM2-135M-Instruct"), state: "waiting", weights: { state: "not loaded", since, rssMb: 161 } });
+      expect(await line()).toBe("          model SmolLM2-135M-Instruct: not loaded (loads when a batch is ready; trainer RSS 161 MB)");
+      writeStatus(dataDir, { ...newStatus("rl", "SmolLM2-135M-Instruct"), state: "training", weights: { state: "loaded", since, rssMb: 720 } });
+      expect(await line()).toBe("          model SmolLM2-135M-Instruct: loaded (trainer RSS 720 MB)");
+      // A stopped trainer holds nothing: no line.
+      writeStatus(dataDir, { ...newStatus("rl", "SmolLM2-135M-Instruct"), state: "stopped", weights: { state: "loaded", since, rssMb: 720 } });
+      expect(await line()).toBeUndefined();
+    } finally {
+      fs.rmSync(statusFile(dataDir), { force: true });
+    }
+  });
 });

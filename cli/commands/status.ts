@@ -18,7 +18,7 @@ import { Command } from "commander";
 import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { latestRows, type ReadStore } from "../../sidecar/index.js";
-import { fallbackText, readStatus as readTrainStatus, type TrainStatus } from "../../trainer/index.js";
+import { fallbackText, readStatus as readTrainStatus, weightsText, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
 import { readUpFile, sidecarUrl } from "../up-file.js";
@@ -237,6 +237,8 @@ export function formatStatus(s: StatusReport): string {
   ];
   if (!c.window.complete) lines.splice(3, 0, `          (waiting counts over the newest ${c.window.mainTurns} of ${c.mainTurns} main-line turns)`);
   if (t?.fallback) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          fell back: ${fallbackText(t.fallback)} (${t.fallback.at.replace("T", " ").slice(0, 19)})`);
+  // The trainer's memory: its base model is loaded only while it has work.
+  if (s.train.running && t?.weights) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          model ${t.model ?? "?"}: ${weightsText(t.weights)}`);
   if (s.adapters.lastRejection) lines.push(`          last rejected: ${s.adapters.lastRejection.version}: ${s.adapters.lastRejection.reason}`);
   if (s.adapters.lastRollback) lines.push(`          last rollback: ${rollbackText(s.adapters.lastRollback)}`);
   if (s.errors.length) {

@@ -19,5 +19,5 @@ export { AdamW, type AdamWOptions, type LoraGradients } from "./adamw.js";
 export { Runtime, EXECUTION_PROVIDERS, type ExecutionProvider } from "./runtime.js";
 export { bucketLength, planRuns } from "./batching.js";
 export { loraDims, modelWeightShapes } from "./decoder.js";
-export { loadModel } from "./model/index.js";
+export { identifyModel, loadModel } from "./model/index.js";
 export type * from "./model/types.js";

@@ -21,7 +21,7 @@ import type { ChatMessage } from "../../core/index.js";
 import type { LoraShape, TrainBackend, TrainSettings } from "../backend.js";
 import type { Gradients, Optimizer, ScoreItem, TrainEngine, TrainItem } from "../compute.js";
 import { flattenContent } from "../hint.js";
-import type { ChatTokenizer, LoadedModel } from "../engine/model/types.js";
+import type { ChatTokenizer, LoadedModel, ModelConfig, ModelIdentity } from "../engine/model/types.js";
 
 const BOS = 1;
 const EOS = 2;
@@ -52,29 +52,32 @@ function text(m: ChatMessage): string {
 const LAYERS = 2;
 const DIM = 4;
 
+const FAKE_CONFIG: ModelConfig = {
+  architecture: "llama",
+  hiddenSize: DIM,
+  intermediateSize: DIM * 2,
+  numLayers: LAYERS,
+  numHeads: 2,
+  numKvHeads: 2,
+  headDim: DIM / 2,
+  vocabSize: 1024,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  maxPositionEmbeddings: 4096,
+  tieWordEmbeddings: true,
+  attentionBias: false,
+  qkNorm: false,
+};
+
 export function fakeModel(source = "/models/fake.gguf"): LoadedModel {
   return {
     source,
     name: "fake-model",
     hash: "fakehash",
+    config: FAKE_CONFIG,
     weights: {
-      config: {
-        architecture: "llama",
-        hiddenSize: DIM,
-        intermediateSize: DIM * 2,
-        numLayers: LAYERS,
-        numHeads: 2,
-        numKvHeads: 2,
-        headDim: DIM / 2,
-        vocabSize: 1024,
-        rmsNormEps: 1e-5,
-        ropeTheta: 10000,
-        ropeScaling: null,
-        maxPositionEmbeddings: 4096,
-        tieWordEmbeddings: true,
-        attentionBias: false,
-        qkNorm: false,
-      },
+      config: FAKE_CONFIG,
       names: () => [],
       tensor: (n) => {
         throw new Error(`fake model has no tensor ${n}`);
@@ -109,16 +112,23 @@ export class FakeEngine implements TrainEngine {
   calls: FakeEngineCalls = { score: [], trainStep: [] };
   /** Test seam: make the next N trainStep calls throw. */
   failNext = 0;
+  closed = false;
   /** Milliseconds each trainStep takes (lets tests kill a process mid-step). */
   constructor(private readonly stepDelayMs = 0) {}
 
+  close(): void {
+    this.closed = true;
+  }
+
   async score(items: ScoreItem[], adapter: LoraAdapter | null): Promise<number[][]> {
+    if (this.closed) throw new Error("engine is closed");
     this.calls.score.push({ items, withAdapter: adapter !== null });
     const shift = 0.1 * Math.tanh(sumB(adapter));
     return items.map((it) => it.responseIds.map((x) => -1 - shift - 0.001 * (x % 7)));
   }
 
   async trainStep(items: TrainItem[], adapter: LoraAdapter): Promise<{ loss: number; gradients: Gradients; metrics: { tokens: number } }> {
+    if (this.closed) throw new Error("engine is closed");
     this.calls.trainStep.push(items);
     if (this.failNext > 0) {
       this.failNext--;
@@ -183,20 +193,52 @@ export interface FakeBackendOptions {
   model?: LoadedModel;
 }
 
-export function fakeBackend(opts: FakeBackendOptions = {}): TrainBackend & { engine: FakeEngine | null } {
+/** What the train loop asked of the backend, to check when it holds the model. */
+export interface FakeBackendCounts {
+  identify: number;
+  loadModel: number;
+  /** model.close() calls. */
+  closeModel: number;
+  createEngine: number;
+  closeEngine: number;
+}
+
+export function fakeBackend(opts: FakeBackendOptions = {}): TrainBackend & { engine: FakeEngine | null; counts: FakeBackendCounts } {
+  const counts: FakeBackendCounts = { identify: 0, loadModel: 0, closeModel: 0, createEngine: 0, closeEngine: 0 };
   const backend = {
     engine: null as FakeEngine | null,
-    async loadModel(source: string) {
-      return opts.model ?? fakeModel(source);
+    counts,
+    async identify(source: string): Promise<ModelIdentity> {
+      counts.identify++;
+      const { weights: _weights, close: _close, ...identity } = opts.model ?? fakeModel(source);
+      return identity;
+    },
+    async loadModel(source: string): Promise<LoadedModel> {
+      counts.loadModel++;
+      const model = opts.model ?? fakeModel(source);
+      return {
+        ...model,
+        close: () => {
+          counts.closeModel++;
+          model.close();
+        },
+      };
     },
     async createEngine() {
-      backend.engine = new FakeEngine(opts.stepDelayMs ?? 0);
-      return backend.engine;
+      counts.createEngine++;
+      const engine = new FakeEngine(opts.stepDelayMs ?? 0);
+      const close = engine.close.bind(engine);
+      engine.close = () => {
+        counts.closeEngine++;
+        close();
+      };
+      backend.engine = engine;
+      return engine;
     },
     createOptimizer(train: TrainSettings) {
       return new FakeOptimizer(train.lr);
     },
-    newAdapter(_model: LoadedModel, shape: LoraShape, seed: number) {
+    newAdapter(_model: ModelIdentity, shape: LoraShape, seed: number) {
       return createLoraAdapter(loraConfig(shape), seed);
     },
     async readAdapter(dir: string) {
@@ -209,7 +251,7 @@ export function fakeBackend(opts: FakeBackendOptions = {}): TrainBackend & { eng
       }
       return adapter;
     },
-    async writeAdapter(dir: string, adapter: LoraAdapter, _model: LoadedModel, o: { gguf: boolean }) {
+    async writeAdapter(dir: string, adapter: LoraAdapter, _model: ModelIdentity, o: { gguf: boolean }) {
       const { rank, alpha, targets } = adapter.config;
       fs.writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify({ rank, alpha, targets }));
       const tensors = [];

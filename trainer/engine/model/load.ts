@@ -1,15 +1,30 @@
 // loadModel: a GGUF file or a Hugging Face folder → LoadedModel (config, weights in HF layout,
-// tokenizer + chat template, name, content hash).
+// tokenizer + chat template, name, content hash). identifyModel: the same without the weights
+// (headers, tokenizer and hash only), for checking adapters against a model before it is needed.
 import fs from "node:fs";
 import path from "node:path";
-import { readGguf, readSafetensorsFolder } from "../../../adapters/index.js";
+import { readGguf, readSafetensorsFolder, type GgufFile, type SafetensorsEntry } from "../../../adapters/index.js";
 import { ggufModelConfig, parseHfConfig } from "./config.js";
 import { hashWeightFiles } from "./hash.js";
 import { tokenizerFromFolder, tokenizerFromGguf } from "./tokenizer.js";
-import type { LoadedModel } from "./types.js";
+import type { LoadedModel, ModelIdentity } from "./types.js";
 import { GgufWeights, SafetensorsWeights } from "./weights.js";
 
 export async function loadModel(source: string): Promise<LoadedModel> {
+  const opened = open(source);
+  const { config } = opened.identity;
+  const weights = opened.kind === "gguf" ? new GgufWeights(opened.gguf, config) : new SafetensorsWeights(opened.tensors, config);
+  return { ...opened.identity, weights, close: () => weights.release() };
+}
+
+/** Name, hash, config and tokenizer of a base model, read from its headers: no weight is read. */
+export async function identifyModel(source: string): Promise<ModelIdentity> {
+  return open(source).identity;
+}
+
+type Opened = { identity: ModelIdentity } & ({ kind: "gguf"; gguf: GgufFile } | { kind: "folder"; tensors: Map<string, SafetensorsEntry> });
+
+function open(source: string): Opened {
   const abs = path.resolve(source);
   let stat: fs.Stats;
   try {
@@ -17,28 +32,30 @@ export async function loadModel(source: string): Promise<LoadedModel> {
   } catch {
     throw new Error(`model not found: ${abs}`);
   }
-  if (stat.isDirectory()) return loadFolder(abs);
-  return loadGgufFile(abs);
+  if (stat.isDirectory()) return openFolder(abs);
+  return openGgufFile(abs);
 }
 
-function loadGgufFile(file: string): LoadedModel {
+function openGgufFile(file: string): Opened {
   const g = readGguf(file);
   const type = g.metadata.get("general.type");
   if (type === "adapter") throw new Error(`${file} is a LoRA adapter, not a base model`);
   const config = ggufModelConfig(g);
-  const weights = new GgufWeights(g, config);
   const tokenizer = tokenizerFromGguf(g);
   return {
-    source: file,
-    name: path.basename(file).replace(/\.gguf$/i, ""),
-    hash: hashWeightFiles([{ file, headerBytes: g.dataStart }]),
-    weights,
-    tokenizer,
-    close: () => weights.release(),
+    kind: "gguf",
+    gguf: g,
+    identity: {
+      source: file,
+      name: path.basename(file).replace(/\.gguf$/i, ""),
+      hash: hashWeightFiles([{ file, headerBytes: g.dataStart }]),
+      config,
+      tokenizer,
+    },
   };
 }
 
-function loadFolder(dir: string): LoadedModel {
+function openFolder(dir: string): Opened {
   const cfgFile = path.join(dir, "config.json");
   if (!fs.existsSync(cfgFile)) throw new Error(`${dir}: no config.json (not a Hugging Face model folder)`);
   let cfg: Record<string, unknown>;
@@ -51,7 +68,6 @@ function loadFolder(dir: string): LoadedModel {
   const config = parseHfConfig(cfg, index.tensors.has("lm_head.weight"));
   for (const required of ["model.embed_tokens.weight", "model.norm.weight", "model.layers.0.self_attn.q_proj.weight"])
     if (!index.tensors.has(required)) throw new Error(`${dir}: the checkpoint has no "${required}"`);
-  const weights = new SafetensorsWeights(index.tensors, config);
   const tokenizer = tokenizerFromFolder(dir);
   const files = index.files.map((file) => {
     const len = Buffer.alloc(8);
@@ -61,11 +77,14 @@ function loadFolder(dir: string): LoadedModel {
     return { file, headerBytes: 8 + Number(len.readBigUInt64LE(0)) };
   });
   return {
-    source: dir,
-    name: typeof cfg._name_or_path === "string" && cfg._name_or_path ? path.basename(cfg._name_or_path) : path.basename(dir),
-    hash: hashWeightFiles(files),
-    weights,
-    tokenizer,
-    close: () => weights.release(),
+    kind: "folder",
+    tensors: index.tensors,
+    identity: {
+      source: dir,
+      name: typeof cfg._name_or_path === "string" && cfg._name_or_path ? path.basename(cfg._name_or_path) : path.basename(dir),
+      hash: hashWeightFiles(files),
+      config,
+      tokenizer,
+    },
   };
 }

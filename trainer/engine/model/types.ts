@@ -76,15 +76,23 @@ export interface ChatTokenizer {
   encodeChat(messages: ChatMessage[], opts: ChatRenderOptions): number[];
 }
 
-/** A base model ready to train on. */
-export interface LoadedModel {
+/**
+ * What a base model is, read from its headers without its weights (cheap: the trainer holds it
+ * while idle): enough to check that adapters were trained on it and to tokenize samples.
+ */
+export interface ModelIdentity {
   /** Where it came from (folder or .gguf file). */
   source: string;
   /** A human name (`SmolLM2-135M-Instruct`) and a content hash that identifies the weights. */
   name: string;
   hash: string;
-  weights: ModelWeights;
+  config: ModelConfig;
   tokenizer: ChatTokenizer;
+}
+
+/** A base model ready to train on. */
+export interface LoadedModel extends ModelIdentity {
+  weights: ModelWeights;
   /** Release memory-mapped files or buffers. */
   close(): void;
 }
