@@ -13,7 +13,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 describe("run settings", () => {
   it("demo defaults < persona < caller, and the mode always wins", () => {
     const persona = { ...loadPersona("concise"), settings: { train: { lr: 1e-3, rank: 4 }, judge: { method: "prm" } } };
-    const s = runSettings(persona, "opd", { train: { rank: 2, mode: "rl" } } as never) as { train: Record<string, unknown>; judge: Record<string, unknown>; serve: Record<string, unknown> };
+    const s = runSettings(persona, "opd", { train: { rank: 2, mode: "rl" } }) as { train: Record<string, unknown>; judge: Record<string, unknown>; serve: Record<string, unknown> };
     expect(s.train).toMatchObject({ lr: 1e-3, rank: 2, mode: "opd", batchSize: DEMO_SETTINGS.train!.batchSize });
     expect(s.judge.method).toBe("prm");
     expect(s.serve).toMatchObject({ parallel: 4 });

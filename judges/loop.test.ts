@@ -35,7 +35,7 @@ afterEach(async () => {
 });
 
 function config(judge: Record<string, unknown> = {}): Config {
-  return loadConfig({ env: {}, flags: { dataDir: dir, logLevel: "silent", judge: { method: "rules", settleMs: 5000, ...judge } } as never });
+  return loadConfig({ env: {}, flags: { dataDir: dir, logLevel: "silent", judge: { method: "rules", settleMs: 5000, ...judge } } });
 }
 
 let nsSeq = 0;

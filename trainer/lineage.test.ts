@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeHead } from "../adapters/index.js";
 import { pino } from "pino";
-import type { AdapterManifest } from "../core/index.js";
+import type { AdapterManifest, AdapterVersion, Store } from "../core/index.js";
 import { newHead, obeyedHeadFile, recordObeyed, resolveTip, type PrunedLink, type TipSources } from "./lineage.js";
 import { NO_VERDICTS, readVerdicts, readVerdictsOr, untrustedVersions, type LineageLink, type Verdicts } from "./verdicts.js";
 import { versionName, type VersionEntry } from "./versions.js";
@@ -158,13 +158,15 @@ describe("resolveTip with verdicts", () => {
 
 describe("reading the verdicts", () => {
   it("takes rejections with their reason and versions that went live", async () => {
-    const rows = [
+    const rows: Pick<AdapterVersion, "id" | "status" | "statusReason" | "liveAt">[] = [
       { id: "v000001", status: "retired", statusReason: "replaced by v000002", liveAt: "2026-01-01T00:00:00Z" },
       { id: "v000002", status: "live", statusReason: null, liveAt: "2026-01-01T00:01:00Z" },
       { id: "v000003", status: "rejected", statusReason: null, liveAt: null },
       { id: "v000004", status: "rejected", statusReason: "hashes", liveAt: "2026-01-01T00:02:00Z" },
     ];
-    const store = { listFields: async () => rows } as never;
+    // A stand-in for the store's listFields, which is generic over tables: these rows are what it
+    // answers for the adapters table (without manifests: no version is on disk to compare them with).
+    const store = { listFields: async () => rows } as unknown as Pick<Store, "listFields">;
     const v = await readVerdicts(store, adaptersDir);
     expect([...v.accepted]).toEqual(["v000001", "v000002"]);
     expect([...v.rejected]).toEqual([["v000003", "no reason recorded"], ["v000004", "hashes"]]);
@@ -174,7 +176,7 @@ describe("reading the verdicts", () => {
     const lines: string[] = [];
     const logger = pino({ level: "warn" }, { write: (l: string) => void lines.push(l) });
     const previous = verdicts({ 2: "x" }, [1]);
-    const store = { listFields: async () => Promise.reject(new Error("LanceDB: disk I/O error")) } as never;
+    const store: Pick<Store, "listFields"> = { listFields: async () => Promise.reject(new Error("LanceDB: disk I/O error")) };
     expect(await readVerdictsOr(store, adaptersDir, previous, logger)).toBe(previous);
     expect(lines.map((l) => JSON.parse(l))).toMatchObject([{ level: 40, err: "LanceDB: disk I/O error", msg: expect.stringMatching(/could not read the switchboard's verdicts/) }]);
   });

@@ -8,7 +8,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readProbeFile, readPruned, writeHead } from "../adapters/index.js";
-import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
+import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterManifest, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
 import { makeTurn } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { fallbackText, readStatus } from "./status.js";
@@ -76,6 +76,12 @@ async function start(cfg: Config, backend = fakeBackend()): Promise<TrainLoop> {
 
 
 const adapters = () => path.join(dataDir, "adapters");
+/**
+ * The manifest of an adapters-table row written before its version exists: empty on purpose (what
+ * these tests need of the row is its live and pinned flags, which retention reads alone; the
+ * verdicts take a row whose manifest is not the version's on disk as another version's).
+ */
+const NO_MANIFEST = {} as AdapterManifest;
 const sampleIdsByVersion = () => listVersions(adapters()).map((v) => v.manifest.sampleIds);
 const calls = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `call-${from + i}`).sort();
 /** Every sample trained on, by versions on disk and versions deleted by retention. */
@@ -457,7 +463,7 @@ describe("train loop: retention", () => {
     await addJudged(1, 6);
     // The sidecar's adapters table: v000001 live and pinned.
     const sidecarTable = await Store.open({ dataDir, writes: ["adapters"] });
-    const row = { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: {} as never, status: "live", statusReason: null, pinned: true, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null } satisfies AdapterVersion;
+    const row = { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: NO_MANIFEST, status: "live", statusReason: null, pinned: true, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null } satisfies AdapterVersion;
     sidecarTable.put("adapters", row);
     await sidecarTable.flush();
     const cfg = config({ batchSize: 2, maxWaitSec: 0 }, { keepVersions: 1, pruneGraceSec: 0 });
@@ -487,7 +493,7 @@ describe("train loop: retention", () => {
   it("continues from a rollback target that was live with its own optimizer moments", async () => {
     await addJudged(1, 6);
     const sidecarTable = await Store.open({ dataDir, writes: ["adapters"] });
-    sidecarTable.put("adapters", { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: {} as never, status: "live", statusReason: null, pinned: false, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null });
+    sidecarTable.put("adapters", { id: "v000001", version: 1, dir: path.join(adapters(), "v000001"), manifest: NO_MANIFEST, status: "live", statusReason: null, pinned: false, loadedAt: null, liveAt: new Date().toISOString(), retiredAt: null });
     await sidecarTable.close();
     const a = await start(config({ batchSize: 2, maxWaitSec: 0 }));
     await until("v000003", () => readStatus(dataDir)?.version === "v000003" && readStatus(dataDir)?.samplesWaiting === 0);

@@ -5,9 +5,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PRUNED_FILE, readPruned, writeHead } from "../adapters/index.js";
-import { silentLogger, Store, type AdapterVersion } from "../core/index.js";
+import { silentLogger, Store, type AdapterVersion, type TrainStep } from "../core/index.js";
 import { versionName, writeVersion } from "../test/support/adapter-versions.js";
 import { keepSet, readTable, Retention, retainVersions, type InUse } from "./retention.js";
 import { TrainerState } from "./state.js";
@@ -176,11 +177,19 @@ describe("Retention over real version directories", () => {
   });
 });
 
+/** The train_steps row the trainer keeps beside a version's optimizer state (its values do not matter here). */
+function stepOf(version: string): TrainStep {
+  return {
+    id: version, step: 1, version, mode: "rl", loss: 0, lossRl: 0, lossOpd: 0, klToBase: null, meanReward: 0, meanAbsAdvantage: 0,
+    gradNorm: 0, tokens: 0, samples: 0, sampleIds: [], lr: 0, durationMs: 0, behaviourMismatch: null, createdAt: new Date(0).toISOString(),
+  };
+}
+
 describe("retainVersions (what the trainer runs after each step)", () => {
   it("keeps the optimizer states of the two newest and of the versions in use or that served last; deletes old versions", async () => {
     writeVersions(8);
     const state = new TrainerState(path.join(root, "trainer"));
-    for (let i = 1; i <= 8; i++) state.save(versionName(i), new Uint8Array([i]), { id: versionName(i) } as never);
+    for (let i = 1; i <= 8; i++) state.save(versionName(i), new Uint8Array([i]), stepOf(versionName(i)));
     await record([
       row(1, { liveAt: "2026-01-01T00:01:00Z" }),
       row(2, { liveAt: "2026-01-01T00:02:00Z" }),
@@ -207,9 +216,14 @@ describe("retainVersions (what the trainer runs after each step)", () => {
     for (const f of fs.readdirSync(data)) fs.writeFileSync(path.join(data, f), "garbage");
     table = await Store.open({ dataDir: root });
     const state = new TrainerState(path.join(root, "trainer"));
-    for (let i = 1; i <= 5; i++) state.save(versionName(i), new Uint8Array([i]), { id: versionName(i) } as never);
+    for (let i = 1; i <= 5; i++) state.save(versionName(i), new Uint8Array([i]), stepOf(versionName(i)));
     const warnings: string[] = [];
-    const logger = { ...silentLogger, warn: (o: { err: string }, msg: string) => warnings.push(`${msg}: ${o.err}`) } as never;
+    const logger = pino({ level: "warn" }, {
+      write: (line: string) => {
+        const j = JSON.parse(line) as { msg: string; err: string };
+        warnings.push(`${j.msg}: ${j.err}`);
+      },
+    });
     const retention = new Retention({ adaptersDir: adapters, keep: 1, graceMs: 0 });
     expect(await retainVersions({ store: table, adaptersDir: adapters, state, retention, latest: listVersions(adapters).at(-1)!, logger })).toBe(null);
     expect(visibleVersions()).toHaveLength(5);

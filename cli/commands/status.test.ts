@@ -86,11 +86,11 @@ function watched(store: Store, reads: Read[]): StatusStore {
       reads.push({ method: "list", table, fields: null, limit: q.limit, sql: q.sql, rows: rows.length });
       return rows;
     },
-    listFields: (async (table: TableName, fields: string[], q: { limit?: number; sql?: string } = {}) => {
-      const rows = await store.listFields(table, fields as never, q as never);
-      reads.push({ method: "listFields", table, fields, limit: q.limit, sql: q.sql, rows: rows.length });
+    listFields: async (table, fields, q = {}) => {
+      const rows = await store.listFields(table, fields, q);
+      reads.push({ method: "listFields", table, fields: [...fields], limit: q.limit, sql: q.sql, rows: rows.length });
       return rows;
-    }) as StatusStore["listFields"],
+    },
   };
 }
 

@@ -46,7 +46,7 @@ async function startRig(opts: { dataDir?: string; server?: LoraServer; keepLoade
     flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: kind }, adapters: { retrySec: 0.2, keepLoaded: opts.keepLoaded ?? 1 } },
     env: {},
   });
-  const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
+  const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeHost: "main" });
   cleanup.push(() => sc.close());
   if (!opts.server) cleanup.push(() => server.close());
   const api: Rig["api"] = async (p, body) => {

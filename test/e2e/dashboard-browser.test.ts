@@ -29,10 +29,18 @@ const requested: string[] = [];
 type WithDataset = { dataset: Record<string, string | undefined> };
 const problems: string[] = [];
 
-async function adapters(): Promise<{ live: string | null; pinned: string | null; versions: { id: string; status: string }[] }> {
+/** What `GET /clawloop/v1/adapters` answers, as far as these tests read it. */
+interface AdaptersBody {
+  live: string | null;
+  pinned: string | null;
+  versions: { id: string; status: string }[];
+}
+
+async function adapters(): Promise<AdaptersBody> {
   const res = await fetch(`${sc.url}/clawloop/v1/adapters`, { headers: { authorization: `Bearer ${sc.token}` } });
   expect(res.status).toBe(200);
-  return (await res.json()) as never;
+  // A JSON body is untyped (unknown): this names what the endpoint sends.
+  return (await res.json()) as AdaptersBody;
 }
 
 /** What the page heard over its event stream, and what the API has, for a failure message. */

@@ -97,7 +97,7 @@ async function sidecarFor(dataDir: string): Promise<HotloadSidecarHandle> {
     flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: "auto" }, adapters: { retrySec: 0.5, keepLoaded: 1 } },
     env: {},
   });
-  return startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
+  return startHotloadingSidecar(config, { logger: silentLogger, storeHost: "main" });
 }
 
 /** Waits until the switchboard has decided on `version` (live or rejected). */

@@ -28,7 +28,7 @@ const input: JudgeInput = {
 };
 
 function config(judge: Record<string, unknown>) {
-  return loadConfig({ env: {}, flags: { dataDir: "/nonexistent", judge: { endpoint: `${engine.url}/v1`, retries: 0, ...judge } } as never });
+  return loadConfig({ env: {}, flags: { dataDir: "/nonexistent", judge: { endpoint: `${engine.url}/v1`, retries: 0, ...judge } } });
 }
 
 describe("judges against the embedded engine", () => {

@@ -28,7 +28,7 @@ async function rig(): Promise<{ sc: HotloadSidecarHandle; config: Config; dataDi
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-retention-e2e-"));
   cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const config = loadConfig({ flags: { dataDir, sidecar: { upstream: `${server.url}/v1`, port: 0, upstreamKind: "vllm" }, adapters: { retrySec: 0.2 } }, env: {} });
-  const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
+  const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeHost: "main" });
   cleanup.push(() => sc.close());
   const api = async (p: string, body?: unknown, auth = true) => {
     const res = await fetch(sc.url + p, {

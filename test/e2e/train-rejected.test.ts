@@ -86,7 +86,7 @@ describe("train loop with the hot-load switchboard", () => {
         train: { batchSize: 2, maxWaitSec: 0, pollMs: 30, lr: 0.1 },
       },
     });
-    const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeThread: "main" } as never);
+    const sc = await startHotloadingSidecar(config, { logger: silentLogger, storeHost: "main" });
     cleanup.push(() => sc.close());
     const board = sc.hotload!;
     const logs: { level: number; msg: string; [k: string]: unknown }[] = [];

@@ -2,7 +2,7 @@
 // node-llama-cpp's public API only (`controlledEvaluate` returning the full logits vector), with
 // the log-softmax computed here in float64. Shares nothing with serve/llama-internals.ts but the
 // model weights.
-import type { LlamaModel, Token } from "node-llama-cpp";
+import type { ControlledEvaluateInputItem, LlamaModel, Token } from "node-llama-cpp";
 
 export interface ReferencePosition {
   /** log p(next token) at T=1 over the whole vocabulary. */
@@ -29,8 +29,8 @@ export async function referenceLogprobs(model: LlamaModel, tokens: number[], opt
   });
   try {
     const seq = context.getSequence();
-    const items = tokens.slice(0, -1).map((t, i) => (i + 1 >= from ? ([t as Token, { generateNext: { logits: true } }] as const) : (t as Token)));
-    const out = await seq.controlledEvaluate(items as never);
+    const items = tokens.slice(0, -1).map((t, i): ControlledEvaluateInputItem => (i + 1 >= from ? [t as Token, { generateNext: { logits: true } }] : (t as Token)));
+    const out = await seq.controlledEvaluate(items);
     const result: ReferencePosition[] = [];
     for (let i = from - 1; i < tokens.length - 1; i++) {
       const logits = out[i]?.next.logits;

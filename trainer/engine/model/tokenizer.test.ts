@@ -9,7 +9,7 @@
 //     adds one (SmolLM2 does not);
 //  3. llama.cpp's detokenization of our ids gives back the text.
 // Plain `encode` is also compared with parse_special on and off, and `decode` with llama.cpp's.
-import { getLlama, type Llama, type LlamaModel } from "node-llama-cpp";
+import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../../core/index.js";
 import { readGguf } from "../../../adapters/index.js";
@@ -123,7 +123,7 @@ describe("chat rendering and tokenization match llama.cpp on SmolLM2-135M-Instru
       else expect(text).toContain("get_weather");
       const ours = tok.encodeChat(c.messages, opts);
       expect(ours).toEqual(llamaIds(text));
-      expect(model.detokenize(ours as never, true)).toBe(text);
+      expect(model.detokenize(ours as Token[], true)).toBe(text);
       expect(tok.decode(ours)).toBe(text);
     });
   }
@@ -154,7 +154,7 @@ describe("plain encode/decode match llama.cpp", () => {
       expect(tok.encode(text, { parseSpecial: true })).toEqual(Array.from(model.tokenize(text, true)));
       expect(tok.encode(text, { parseSpecial: false })).toEqual(Array.from(model.tokenize(text, false)));
       const ids = tok.encode(text, { parseSpecial: true });
-      expect(tok.decode(ids)).toBe(model.detokenize(ids as never, true));
+      expect(tok.decode(ids)).toBe(model.detokenize(ids as Token[], true));
     });
   }
 
