@@ -372,25 +372,33 @@ class ContinuousTrainer implements TrainLoop {
    * system.
    */
   private async release(giveBack = true): Promise<void> {
-    const held = this.held;
-    this.held = null;
     this.trainable = null;
-    if (!held) {
+    if (!(await this.closeHeld())) {
       // A load that failed half way: say so.
       if (this.current.weights && this.current.weights.state !== "not loaded") this.publishWeights("not loaded");
       return;
     }
-    try {
-      await held.engine?.close?.();
-    } finally {
-      held.model.close();
-    }
+    // Here, where nothing refers to the engine and the weights any more (a variable holding them
+    // would keep them through the collection).
     const freed = giveBack ? giveMemoryBack() : null;
     const weights = this.publishWeights("not loaded");
     if (freed) {
       const idleS = Math.round((Date.now() - this.lastBusy) / 1000);
       this.logger.info({ idleS, rssBeforeMb: mb(freed.rssBefore), rssAfterMb: weights.rssMb, ...(freed.trimUnavailable && { trimUnavailable: freed.trimUnavailable }) }, "idle: base model let go");
     }
+  }
+
+  /** Closes the engine and the model, if loaded; whether they were. */
+  private async closeHeld(): Promise<boolean> {
+    const held = this.held;
+    this.held = null;
+    if (!held) return false;
+    try {
+      await held.engine?.close?.();
+    } finally {
+      held.model.close();
+    }
+    return true;
   }
 
   /**

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { GgmlType, decodeFloatTensor, encodeGguf, permuteRowsForGguf, readGguf, type GgufMetaValue, type GgufTensorToWrite } from "../../../adapters/index.js";
 import { TINY_SPECIAL, writeTinyHfModel } from "../../../test/support/tiny-models.js";
 import { ggufModelConfig, llama3RopeDivisors, llama3ScalingFromFreqs, parseHfConfig } from "./config.js";
-import { loadModel } from "./index.js";
+import { identifyModel, loadModel } from "./index.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "model-test-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -176,6 +176,22 @@ describe("loadModel on synthetic HF folders", () => {
       m.close();
     });
   }
+
+  it("identifyModel gives what loadModel does, without weights (the train loop's start), for a folder and a GGUF file", async () => {
+    const dir = path.join(tmp, "identify");
+    writeTinyHfModel(dir, { modelType: "qwen2", sharded: true });
+    for (const source of [dir, process.env.CLAWLOOP_TEST_MODEL!]) {
+      const m = await loadModel(source);
+      const id = await identifyModel(source);
+      expect(Object.keys(id).sort()).toEqual(["config", "hash", "name", "source", "tokenizer"]);
+      expect({ source: id.source, name: id.name, hash: id.hash, config: id.config }).toEqual({ source: m.source, name: m.name, hash: m.hash, config: m.weights.config });
+      expect(m.config).toEqual(m.weights.config);
+      const chat = [{ role: "user" as const, content: "Hello there" }];
+      expect(id.tokenizer.encodeChat(chat, { addGenerationPrompt: true })).toEqual(m.tokenizer.encodeChat(chat, { addGenerationPrompt: true }));
+      m.close();
+    }
+    await expect(identifyModel(path.join(tmp, "nope"))).rejects.toThrow(/model not found/);
+  });
 
   it("gives different hashes to different weights and the same hash to the same", async () => {
     const a = path.join(tmp, "hash-a"), b = path.join(tmp, "hash-b"), c = path.join(tmp, "hash-c");
