@@ -19,6 +19,7 @@ import { createLogger, dataPaths, type Config, type ConfigOverrides, type Judgme
 import { startJudgeLoop, type JudgeLoop } from "../../judges/index.js";
 import { defaultEngineThreads, ensureModel, startServer, type RunningServer } from "../../serve/index.js";
 import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/index.js";
+import { withoutLauncherMalloc } from "../launcher-env.js";
 import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
 import { readUpFile, upFile, type UpFile } from "../up-file.js";
 
@@ -83,9 +84,10 @@ class TrainerProcess {
     }
     // The IPC channel is how the trainer learns that this process died, even by kill -9: it closes,
     // and the trainer stops as on SIGTERM (cli/shared.ts exitWithParent). Nothing is sent over it.
+    // The malloc settings bin/clawloop.js gave this process are the proxy's, not the trainer's.
     const child = spawn(cmd!, [...rest, "train", ...this.args], {
       stdio: ["ignore", out, out, "ipc"],
-      env: { ...process.env, [EXIT_WITH_PARENT_ENV]: "1" },
+      env: { ...withoutLauncherMalloc(process.env), [EXIT_WITH_PARENT_ENV]: "1" },
     });
     if (typeof out === "number") fs.closeSync(out);
     this.child = child;

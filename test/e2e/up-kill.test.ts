@@ -2,12 +2,14 @@
 // thread beside the trainer on a small machine): its children (the trainer, the sidecar's
 // store host) notice the parent is gone and stop on their own, through their normal stop path, so
 // what they were writing is kept (a recorded call is in the store; the trainer's status says
-// "stopped", not a crash). Real processes, the real SmolLM2 GGUF.
+// "stopped", not a crash). The trainer starts without the malloc settings bin/clawloop.js gives
+// `up` (the user's own pass through). Real processes, the real SmolLM2 GGUF.
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { LAUNCHER_MALLOC_VARS, MALLOC_SET_BY_LAUNCHER_ENV } from "../../cli/launcher-env.js";
 import { Store } from "../../core/index.js";
 import { defaultEngineThreads } from "../../serve/index.js";
 import { until } from "../support/until.js";
@@ -70,6 +72,12 @@ const cmdline = (pid: number) => {
   }
 };
 
+/** The malloc settings (and the launcher's list of them) a process started with, from /proc/PID/environ. */
+function mallocEnv(pid: number): Record<string, string> {
+  const entries = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]);
+  const names: string[] = [...LAUNCHER_MALLOC_VARS, MALLOC_SET_BY_LAUNCHER_ENV];
+  return Object.fromEntries(entries.filter(([k]) => names.includes(k!)));
+}
 
 describe("clawloop up killed with -9", () => {
   it("its trainer and store host exit on their own, keeping what they wrote", { timeout: 600_000 }, async () => {
@@ -82,9 +90,13 @@ describe("clawloop up killed with -9", () => {
         serve: { contextSize: 512, parallel: 1 },
       }),
     );
+    // `up` as bin/clawloop.js starts it (cli/launcher.test.ts) when the user gave one malloc setting
+    // of their own: the launcher's two must not reach the trainer, the user's must.
+    const malloc = { MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "262144", [MALLOC_SET_BY_LAUNCHER_ENV]: "MALLOC_ARENA_MAX,MALLOC_MMAP_THRESHOLD_" };
     up = spawn(process.execPath, ["--import", "tsx", ENTRY, "up", "--model", MODEL, "--data", dataDir, "--port", "0", "--engine-port", "0"], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...malloc },
     });
     let out = "";
     let err = "";
@@ -127,6 +139,10 @@ describe("clawloop up killed with -9", () => {
     expect(children).toContain(trainerPid);
     const storeHost = children.find((pid) => cmdline(pid).includes("store-worker"));
     expect(storeHost, children.map((p) => `${p}: ${cmdline(p)}`).join("\n")).toBeDefined();
+
+    // The trainer started with glibc's own malloc settings but the user's; the store host keeps them all.
+    expect(mallocEnv(trainerPid)).toEqual({ MALLOC_TRIM_THRESHOLD_: "262144" });
+    expect(mallocEnv(storeHost!)).toEqual({ MALLOC_ARENA_MAX: "2", MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "262144", [MALLOC_SET_BY_LAUNCHER_ENV]: malloc[MALLOC_SET_BY_LAUNCHER_ENV] });
 
     const exited = new Promise<NodeJS.Signals | null>((r) => up!.on("exit", (_code, signal) => r(signal)));
     process.kill(upPid, "SIGKILL");
