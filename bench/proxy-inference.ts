@@ -13,9 +13,9 @@
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
 import path from "node:path";
 import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
+import { benchTempDir, removeBenchTempDir, writesInto } from "./temp-dirs.js";
 
 export interface InferenceSectionOptions {
   /** The bench upstream (`http://host:port`). */
@@ -74,8 +74,10 @@ function pct(xs: number[], p: number): number {
 }
 
 async function startSidecar(name: string, opts: InferenceSectionOptions, env: NodeJS.ProcessEnv): Promise<Sidecar> {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), `clawloop-bench-inference-${name}-`));
+  // Removed however the run ends (bench/temp-dirs.ts; the prefix is one of proxy.ts's TEMP_PREFIXES).
+  const data = benchTempDir(`clawloop-bench-inference-${name}-`);
   const child = spawnSidecar(opts.cli, opts.upstreamUrl, data, env);
+  writesInto(data, child);
   const url = await waitForJsonLine(child, listeningUrl).catch((err: Error) => {
     throw new Error(`sidecar ${name}: ${err.message}`);
   });
@@ -293,7 +295,7 @@ export async function inferenceSection(opts: InferenceSectionOptions): Promise<v
     for (const sc of [on, off]) {
       sc.child.kill("SIGTERM");
       await new Promise((r) => sc.child.once("exit", r));
-      fs.rmSync(sc.data, { recursive: true, force: true });
+      removeBenchTempDir(sc.data);
     }
   }
 }

@@ -34,6 +34,7 @@ import { parseArgs } from "node:util";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
 import { inferenceSection } from "./proxy-inference.js";
 import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
+import { benchTempDir, removeBenchTempDir, sweepStaleBenchDirs, writesInto } from "./temp-dirs.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -73,6 +74,11 @@ const TPS = Number(args.tps);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** The `clawloop` executable, as a user runs it. */
 const BIN = path.join(ROOT, "bin", "clawloop.js");
+/**
+ * The sidecars' data directories (this file's, then proxy-inference.ts's), in the OS temp dir: made
+ * with benchTempDir, so they go however the run ends (bench/temp-dirs.ts).
+ */
+export const TEMP_PREFIXES = ["clawloop-bench-proxy-", "clawloop-bench-inference-"] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The upstream process
@@ -360,7 +366,7 @@ interface RunningSidecar {
 
 /** `clawloop sidecar` as a user starts it, with its store on `host`, in a data directory of its own. */
 async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSidecar> {
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-proxy-"));
+  const data = benchTempDir(TEMP_PREFIXES[0]);
   // A profile is asked for through NODE_OPTIONS, which the store process inherits: it is profiled
   // too (bench/cpu-profile.ts; the profiles are named by role and pid).
   const env: NodeJS.ProcessEnv = { CLAWLOOP_SIDECAR_STORE_HOST: host };
@@ -369,6 +375,7 @@ async function startSidecar(upstreamUrl: string, host: Host): Promise<RunningSid
     env.CLAWLOOP_BENCH_PROFILE_DIR = path.resolve(args.profile);
   }
   const child = spawnSidecar(BIN, upstreamUrl, data, env);
+  writesInto(data, child);
   const url = await waitForJsonLine(child, listeningUrl);
   // Keep reading its log so a full pipe never blocks it.
   child.stdout!.resume();
@@ -380,7 +387,7 @@ async function stopSidecar(s: RunningSidecar): Promise<void> {
     s.child.kill("SIGTERM");
     await new Promise((r) => s.child.once("exit", r));
   }
-  fs.rmSync(s.data, { recursive: true, force: true });
+  removeBenchTempDir(s.data);
 }
 
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ");
@@ -520,6 +527,9 @@ async function main(): Promise<void> {
   if (!args.inference) sections.delete("inference");
   for (const x of sections) if (!all.includes(x)) throw new Error(`--only: "${x}" is not one of ${all.join(", ")}`);
   for (const h of hosts) if (h !== "process" && h !== "worker") throw new Error(`--hosts: "${h}" is not process or worker`);
+  // What an earlier run killed with SIGKILL left behind.
+  const stale = sweepStaleBenchDirs([...TEMP_PREFIXES]);
+  if (stale.length) console.log(`removed ${stale.length} data director${stale.length === 1 ? "y" : "ies"} left by earlier runs: ${stale.join(" ")}`);
   try {
     const upstream = spawn(process.execPath, [self, "--role", "upstream", "--tokens", String(TOKENS), "--tps", String(TPS)], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
     children.push(upstream);
