@@ -40,7 +40,7 @@ it("starts without the base model's weights, loads them for the first batch, and
   };
   const config = loadConfig({
     env: {},
-    flags: { dataDir, train: { model: process.env.CLAWLOOP_TEST_MODEL!, batchSize: 1, maxWaitSec: 0, pollMs: 50, rank: 4, threads: 1, maxTokens: 64, releaseAfterIdleS: 1 } },
+    flags: { dataDir, train: { model: process.env.CLAWLOOP_TEST_MODEL!, batchSize: 1, maxWaitSec: 0, pollMs: 50, rank: 4, threads: 1, maxTokens: 64, releaseAfterIdleS: 2 } },
   });
   // ONNX Runtime's and the tokenizer's code in memory first, so that only data is compared below.
   await realBackend.identify(process.env.CLAWLOOP_TEST_MODEL!);
@@ -62,23 +62,23 @@ it("starts without the base model's weights, loads them for the first batch, and
   };
   writer.put("judgments", judgment);
   await writer.close();
+  const loaded = await until("loaded", () => (readStatus(dataDir)?.weights?.state === "loaded" ? readStatus(dataDir)!.weights : null), 120_000);
   await until("v000001", () => listVersions(path.join(dataDir, "adapters")).length === 1, 120_000);
-  const loaded = readStatus(dataDir)?.weights;
   expect(counts).toEqual({ loadModel: 1, createEngine: 1 });
 
   // Idle for train.releaseAfterIdleS: let go.
   const released = await until("let go", () => {
     const w = readStatus(dataDir)?.weights;
-    return w?.state === "not loaded" && Date.parse(w.since) > Date.parse(loaded?.since ?? "") ? w : null;
+    return w?.state === "not loaded" && Date.parse(w.since) > Date.parse(loaded.since) ? w : null;
   }, 30_000);
   const after = rss();
-  const numbers = { before: Math.round(before), started: Math.round(started), loaded: loaded?.rssMb, released: released.rssMb, after: Math.round(after) };
+  const numbers = { before: Math.round(before), started: Math.round(started), loaded: loaded.rssMb, released: released.rssMb, after: Math.round(after) };
   process.stdout.write(`trainer RSS (MB): ${JSON.stringify(numbers)}\n`);
   // Started: the model's identity only (tokenizer, headers), far below the weights.
   expect(started - before).toBeLessThan(150);
   // Loaded: the dequantized weights and the engine really were in memory (so the bound above means something)…
-  expect(loaded!.rssMb - started).toBeGreaterThan(300);
+  expect(loaded.rssMb - started).toBeGreaterThan(300);
   // …and went back to the system.
-  expect(loaded!.rssMb - after).toBeGreaterThan(300);
+  expect(loaded.rssMb - after).toBeGreaterThan(300);
   expect(after - started).toBeLessThan(150);
 }, 180_000);

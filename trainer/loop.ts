@@ -342,7 +342,7 @@ class ContinuousTrainer implements TrainLoop {
       }
       return { model: held.model, engine: held.engine, ...this.trainable };
     } catch (err) {
-      await this.release(false);
+      await this.release("the load failed");
       throw err;
     }
   }
@@ -368,10 +368,10 @@ class ContinuousTrainer implements TrainLoop {
 
   /**
    * Lets go of the engine, the weights, the adapter and the optimizer (all of it is on disk: the
-   * version `latest` and its optimizer state) and, when `giveBack`, hands the memory back to the
-   * system.
+   * version `latest` and its optimizer state) and, when there is a `why` to log, hands the memory
+   * back to the system (not worth it when the process stops).
    */
-  private async release(giveBack = true): Promise<void> {
+  private async release(why: "idle" | "the load failed" | null): Promise<void> {
     this.trainable = null;
     if (!(await this.closeHeld())) {
       // A load that failed half way: say so.
@@ -380,11 +380,11 @@ class ContinuousTrainer implements TrainLoop {
     }
     // Here, where nothing refers to the engine and the weights any more (a variable holding them
     // would keep them through the collection).
-    const freed = giveBack ? giveMemoryBack() : null;
+    const freed = why ? giveMemoryBack() : null;
     const weights = this.publishWeights("not loaded");
     if (freed) {
       const idleS = Math.round((Date.now() - this.lastBusy) / 1000);
-      this.logger.info({ idleS, rssBeforeMb: mb(freed.rssBefore), rssAfterMb: weights.rssMb, ...(freed.trimUnavailable && { trimUnavailable: freed.trimUnavailable }) }, "idle: base model let go");
+      this.logger.info({ why, idleS, rssBeforeMb: mb(freed.rssBefore), rssAfterMb: weights.rssMb, ...(freed.trimUnavailable && { trimUnavailable: freed.trimUnavailable }) }, "base model let go");
     }
   }
 
@@ -410,7 +410,7 @@ class ContinuousTrainer implements TrainLoop {
     if ((!this.held && !this.trainable) || after <= 0) return null;
     const left = this.lastBusy + after - now;
     if (left > 0) return left;
-    await this.release();
+    await this.release("idle");
     return null;
   }
 
@@ -635,7 +635,7 @@ class ContinuousTrainer implements TrainLoop {
 
   private async shutdown(): Promise<void> {
     // The process ends or moves on: no collection or trim.
-    await this.release(false).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "could not close the engine"));
+    await this.release(null).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, "could not close the engine"));
     this.publish({ state: "stopped", weights: null });
     this.opts.progress?.close();
     await this.store.close();
