@@ -54,6 +54,12 @@ describe("clawloop train pause | resume | status", () => {
     expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/^training is not paused/);
   });
 
+  it("says whether the running trainer holds its base model", async () => {
+    const { newStatus, writeStatus } = await import("../../trainer/status.js");
+    writeStatus(dataDir, { ...newStatus("rl", "m"), state: "waiting", weights: { state: "not loaded", since: new Date().toISOString(), rssMb: 165 } });
+    expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/trainer running \(pid \d+\): waiting; .*; model not loaded \(loads when a batch is ready; trainer RSS 165 MB\)\n$/);
+  });
+
   it("keeps `clawloop train` itself: its options still reach the train action", async () => {
     const program = await programFor(["node", "clawloop", "train"]);
     const train = program.commands.find((c) => c.name() === "train")!;

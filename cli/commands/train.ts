@@ -93,7 +93,7 @@ function registerPauseCommands(train: Command): void {
     .action(async (_: unknown, cmd: Command) => {
       const flags = subFlags(cmd);
       const config = configFrom(flags);
-      const { readStatus } = await import("../../trainer/index.js");
+      const { readStatus, weightsText } = await import("../../trainer/index.js");
       const pause = readTrainPause(config.dataDir);
       const status = readStatus(config.dataDir);
       const running = status !== null && status.state !== "stopped" && status.state !== "failed" && processAlive(status.pid);
@@ -105,7 +105,8 @@ function registerPauseCommands(train: Command): void {
         pause ? `training is paused ${since(pause)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}; \`clawloop train resume\` lets it go on` : "training is not paused",
         status
           ? `trainer ${running ? `running (pid ${status.pid}): ${status.state}` : `not running (last: ${status.state})`}; samples waiting: ${status.samplesWaiting}; latest version: ${status.version ?? "none yet"}` +
-            (status.lastStep ? `; last step ${status.lastStep.step} at ${status.lastStep.at.replace("T", " ").slice(0, 19)}` : "")
+            (status.lastStep ? `; last step ${status.lastStep.step} at ${status.lastStep.at.replace("T", " ").slice(0, 19)}` : "") +
+            (running && status.weights ? `; model ${weightsText(status.weights)}` : "")
           : "the trainer has never run with this data directory",
       ];
       process.stdout.write(lines.join("\n") + "\n");
