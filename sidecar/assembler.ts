@@ -2,6 +2,15 @@
 // a whole response body. Reads every dialect the sidecar captures from (vLLM and clawloop's engine:
 // `token_ids` / `prompt_token_ids`; llama.cpp: `logprobs.content[].id`; SGLang:
 // `meta_info.output_token_logprobs`) and keeps only choice 0. Memory is bounded by `maxChars`.
+//
+// llama.cpp's entries are not one per token. llama-server writes an entry only for a token that
+// completes its text: a character split over several tokens (an emoji, most CJK) gets ONE entry,
+// with the last token's id and log-prob (and the whole character's bytes), the others none; a
+// streamed chat also sends none for tokens that add no text to a delta (the end-of-generation
+// token, text held back for a stop string or a tool/reasoning parser). Its ids are taken only when
+// the entries account for every token it says it generated (`usage.completion_tokens`, or
+// `timings.predicted_n`), allowing the streamed chat's textless last token when it stopped; other
+// answers are recorded without ids rather than with ids that do not spell the answer.
 import type { ToolCall, TurnResponse, Usage } from "../core/index.js";
 
 type Obj = Record<string, unknown>;
@@ -58,6 +67,12 @@ export class ResponseAssembler {
   private lpValues: number[] = [];
   private metaValues: number[] = [];
   private lpIdsComplete = true;
+  /** The log-prob entries named their token by an `id` field (llama.cpp). */
+  private lpIdField = false;
+  /** How many tokens the upstream says it generated, where it says so. */
+  private generated: number | null = null;
+  private usageGenerated: number | null = null;
+  private chatStream = false;
   private error: string | null = null;
   private done = false;
   private chars = 0;
@@ -80,7 +95,10 @@ export class ResponseAssembler {
     const choice = this.choice0(chunk);
     if (!choice) return;
     const delta = isObj(choice.delta) ? choice.delta : null;
-    if (delta) this.addMessage(delta, true);
+    if (delta) {
+      this.chatStream = true;
+      this.addMessage(delta, true);
+    }
     if (typeof choice.text === "string") this.append("content", choice.text);
     this.choiceCommon(choice);
   }
@@ -108,7 +126,9 @@ export class ResponseAssembler {
       const prompt = num(u.prompt_tokens) ?? 0;
       const completion = num(u.completion_tokens) ?? 0;
       this.usage = { promptTokens: prompt, completionTokens: completion, totalTokens: num(u.total_tokens) ?? prompt + completion };
+      this.usageGenerated = num(u.completion_tokens);
     }
+    if (isObj(o.timings) && num(o.timings.predicted_n) !== null) this.generated = num(o.timings.predicted_n);
     if (Array.isArray(o.prompt_token_ids)) this.promptIds = o.prompt_token_ids.filter((x): x is number => typeof x === "number");
   }
 
@@ -176,6 +196,7 @@ export class ResponseAssembler {
           const v = num(e.logprob);
           if (v === null) continue;
           this.lpValues.push(v);
+          if (num(e.id) !== null) this.lpIdField = true;
           const id = num(e.id) ?? idFromTokenString(e.token);
           if (id === null) this.lpIdsComplete = false;
           else this.lpIds.push(id);
@@ -201,6 +222,14 @@ export class ResponseAssembler {
     }
   }
 
+  /** Whether llama.cpp's entries stand for every generated token (see the top of this file). */
+  private lpIdsCoverAnswer(): boolean {
+    const generated = this.usageGenerated ?? this.generated;
+    if (!this.lpIdField || generated === null) return true;
+    const n = this.lpIds.length;
+    return n === generated || (this.chatStream && this.finishReason === "stop" && n === generated - 1);
+  }
+
   result(): Assembled {
     let ids: number[] | null = null;
     let logprobs: number[] | null = null;
@@ -210,7 +239,7 @@ export class ResponseAssembler {
     } else if (this.metaIds.length) {
       ids = this.metaIds;
       logprobs = this.metaValues.every(Number.isFinite) ? this.metaValues : this.lpValues.length === ids.length ? this.lpValues : null;
-    } else if (this.lpIds.length && this.lpIdsComplete) {
+    } else if (this.lpIds.length && this.lpIdsComplete && this.lpIdsCoverAnswer()) {
       ids = this.lpIds;
       logprobs = this.lpValues;
     }

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { SCRIPTED_KINDS, tokenize, renderPrompt, type ScriptedKind } from "../../fixtures/upstream/index.js";
+import { LLAMA_EOS_ID, SCRIPTED_KINDS, tokenize, renderPrompt, type ScriptedKind } from "../../fixtures/upstream/index.js";
 import type { RemoteRecordStore } from "../../sidecar/record-store.js";
 import { chatBody, post, rigsClosedAfterEach, startSidecarFor, tagged, tmpDir, waitFor } from "./sidecar-helpers.js";
 
@@ -117,7 +117,8 @@ describe("transparency and capture, per upstream kind", () => {
         expect(turn.endpoint).toBe("completions");
         expect(turn.request.prompt).toBe("Once upon a time");
         expect(turn.response?.content).toBe("echo: Once upon a time");
-        expect(turn.completionTokenIds).toEqual(tokenize("echo: Once upon a time"));
+        // llama-server's answer ends with its end-of-generation token, which has an entry of its own.
+        expect(turn.completionTokenIds).toEqual([...tokenize("echo: Once upon a time"), ...(kind === "llamacpp" ? [LLAMA_EOS_ID] : [])]);
         // vLLM's completions log-probs come without ids but line up with token_ids.
         expect(turn.completionLogprobs).toHaveLength(turn.completionTokenIds!.length);
       }
