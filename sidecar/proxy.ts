@@ -305,8 +305,7 @@ export class Proxy {
     headers["content-length"] = String(forward.length);
     // A response that may need rewriting must arrive readable.
     if (strip) headers["accept-encoding"] = "identity";
-    const upReq = upstream.request("POST", req.url ?? "/", headers);
-    upReq.end(forward);
+    const upReq = upstream.send("POST", req.url ?? "/", headers, forward);
 
     const turnId = tags.callId ? book.turnIdFor(tags.callId) : `turn-${randomUUID()}`;
     // Placement and bookkeeping wait for the next turn of the event loop: the request leaves on a

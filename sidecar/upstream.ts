@@ -1,5 +1,6 @@
 // The model server behind the sidecar: where it is, a keep-alive connection pool to it, what kind
 // of server it is (detected from its endpoints, or configured), and whether it answers.
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import type { Logger, UpstreamKind } from "../core/index.js";
@@ -97,6 +98,30 @@ export class Upstream {
     return req;
   }
 
+  /**
+   * `request` for a body in hand, sent once more (on a connection of its own) when a kept-alive
+   * connection turns out to be closed: the request failed on a reused socket before any answer.
+   * llama-server closes its connection after every streamed answer while its headers announce
+   * keep-alive, so the call after a stream would otherwise often fail.
+   */
+  send(method: string, clientPath: string, headers: http.OutgoingHttpHeaders, body: Buffer): UpstreamCall {
+    return new UpstreamCall((fresh) => {
+      const req = fresh
+        ? this.client.request({
+            protocol: this.root.protocol,
+            hostname: this.root.hostname,
+            port: this.root.port || undefined,
+            method,
+            path: this.path(clientPath),
+            headers,
+            agent: false,
+          })
+        : this.request(method, clientPath, headers);
+      req.setNoDelay(true);
+      return req;
+    }, body);
+  }
+
   /** The `host` header the upstream expects. */
   get host(): string {
     return this.root.host;
@@ -116,7 +141,7 @@ export class Upstream {
     return new Promise((resolve) => {
       const headers: http.OutgoingHttpHeaders = { accept: "application/json" };
       if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
-      const req = this.request("GET", path, headers);
+      const req = this.send("GET", path, headers, Buffer.alloc(0));
       const timer = setTimeout(() => req.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
       req.on("response", (res) => {
         const parts: Buffer[] = [];
@@ -145,7 +170,6 @@ export class Upstream {
         clearTimeout(timer);
         resolve(null);
       });
-      req.end();
     });
   }
 
@@ -212,5 +236,50 @@ export class Upstream {
 
   close(): void {
     this.agent.destroy();
+  }
+}
+
+/** What a stale kept-alive socket fails with: the server had closed it. */
+const STALE_SOCKET = new Set(["ECONNRESET", "EPIPE"]);
+
+/**
+ * One upstream call, as `Upstream.send` makes it: emits `response` and `error` like a
+ * `ClientRequest`, and tries a second time when the first died on a reused socket before any
+ * answer (nothing reached the model then, so nothing is sent twice).
+ */
+export class UpstreamCall extends EventEmitter<{ response: [http.IncomingMessage]; error: [Error] }> {
+  private current: http.ClientRequest;
+  private destroyed = false;
+
+  constructor(
+    private readonly start: (fresh: boolean) => http.ClientRequest,
+    private readonly body: Buffer,
+  ) {
+    super();
+    this.current = this.attempt(false);
+  }
+
+  private attempt(fresh: boolean): http.ClientRequest {
+    const req = this.start(fresh);
+    let answered = false;
+    req.on("response", (res) => {
+      answered = true;
+      this.emit("response", res);
+    });
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (!fresh && !answered && !this.destroyed && req.reusedSocket && STALE_SOCKET.has(err.code ?? "")) {
+        this.current = this.attempt(true);
+        return;
+      }
+      this.emit("error", err);
+    });
+    req.end(this.body);
+    return req;
+  }
+
+  destroy(err?: Error): this {
+    this.destroyed = true;
+    this.current.destroy(err);
+    return this;
   }
 }
