@@ -14,8 +14,9 @@
 //             (ids in `meta_info.output_token_logprobs`). Streaming rejects the id flags and its
 //             streamed log-probs carry no ids, so nothing is asked for when streaming.
 //   llamacpp  chat: `logprobs:true, top_logprobs:1` (0 means none); each entry carries the token
-//             `id`. Not with tools + stream, which older llama-server rejects. The key is absent when
-//             not asked for. completions: `logprobs:1` (the key is `null` when not asked for).
+//             `id`. Not with tools + stream, which llama-server rejects (0.5.0 still does). The
+//             key is absent when not asked for. completions: `logprobs:1` (the key is `null` when
+//             not asked for). Entries are per completed character, not per token: see assembler.ts.
 //   ollama, openai  nothing: no token ids to be had.
 // A field the client set itself is never touched, and what the client asked for it keeps.
 import type { UpstreamKind } from "../core/index.js";
