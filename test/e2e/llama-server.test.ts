@@ -22,6 +22,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLoraAdapter, LlamaCppDriver, DriverError, type LoraAdapter, type LoraConfig } from "../../adapters/index.js";
 import { loadConfig, silentLogger, type Turn } from "../../core/index.js";
+import { startLoraServer } from "../../fixtures/servers/lora.js";
 import { startScriptedUpstream } from "../../fixtures/upstream/index.js";
 import { startSidecar, type SidecarHandle } from "../../sidecar/index.js";
 import { writeVersion } from "../support/adapter-versions.js";
@@ -456,7 +457,14 @@ describe("the llamacpp adapter driver against a real llama-server", () => {
     const driver = new LlamaCppDriver({ url: `${server.url}/v1` });
     const entries = await lora();
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ id: 0, scale: 1 });
+    expect(entries[0]).toMatchObject({ id: 0, path: path.join(v1, "adapter.gguf"), scale: 1 });
+    // The scripted LoRA server the other driver tests use answers the same way.
+    const scripted = await startLoraServer({ kind: "llamacpp", loras: [{ path: path.join(v1, "adapter.gguf") }] });
+    try {
+      expect(await get<Obj[]>(`${scripted.url}/lora-adapters`)).toEqual(entries);
+    } finally {
+      await scripted.close();
+    }
     expect(await driver.loaded()).toEqual([path.join(v1, "adapter.gguf")]);
     await expect(driver.load(driver.servedName("v000001"), v1)).resolves.toBeUndefined();
     const err = await driver.load(driver.servedName("v000002"), v2).then(
