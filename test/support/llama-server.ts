@@ -168,10 +168,16 @@ function stampOk(dir: string, tag: string, commit: string): boolean {
   }
 }
 
+/** The commit a git bundle holds, read from its text header (`# v2 git bundle`, v3's `@capability` lines, then `<sha> <ref>` lines). */
 function bundleCommit(bundle: string): string {
-  const heads = execFileSync("git", ["bundle", "list-heads", bundle], { encoding: "utf8" });
-  const commit = heads.trim().split(/\s+/)[0];
-  if (!commit || !/^[0-9a-f]{40}$/.test(commit)) throw new Error(`git bundle list-heads ${bundle} named no commit`);
+  const fd = fs.openSync(bundle, "r");
+  const head = Buffer.alloc(1024);
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  fs.closeSync(fd);
+  const lines = head.subarray(0, n).toString("latin1").split("\n");
+  const ref = lines.slice(1).find((l) => !l.startsWith("@") && !l.startsWith("-"));
+  const commit = /^# v\d git bundle/.test(lines[0] ?? "") ? /^([0-9a-f]{40}) /.exec(ref ?? "")?.[1] : undefined;
+  if (!commit) throw new Error(`${bundle} is not a git bundle naming a commit`);
   return commit;
 }
 
