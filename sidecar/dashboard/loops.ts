@@ -2,7 +2,7 @@
 // judge and train (from the status files those loops write under `<data>/loops/`).
 import fs from "node:fs";
 import path from "node:path";
-import type { StoreHealth } from "../../core/index.js";
+import { readTrainPause, type StoreHealth, type TrainPause } from "../../core/index.js";
 import type { SidecarMetrics } from "../metrics.js";
 import type { UpstreamHealth } from "../upstream.js";
 
@@ -36,7 +36,11 @@ export interface LoopsView {
     startedAt: string;
   };
   judge: LoopFile;
-  train: LoopFile;
+  /**
+   * `paused` is the pause flag (`<data>/train.paused`), read here rather than taken from train.json:
+   * it holds whether or not the trainer runs, and the trainer copies it into its file only later.
+   */
+  train: LoopFile & { paused: TrainPause | null };
   /** The newest errors any loop reported, newest first. */
   errors: { loop: string; message: string; at: string | null }[];
 }
@@ -100,6 +104,8 @@ export async function loopsView(d: {
   store: { health(): StoreHealth };
   metrics: SidecarMetrics;
   loopsDir: string;
+  /** The data directory, for the training pause flag. */
+  dataDir: string;
   startedAt: Date;
   /** Turns in the store when the dashboard was mounted (null: not counted yet, or the count failed). */
   initialTurns: () => number | null;
@@ -134,7 +140,7 @@ export async function loopsView(d: {
       startedAt: d.startedAt.toISOString(),
     },
     judge,
-    train,
+    train: { ...train, paused: readTrainPause(d.dataDir) },
     errors,
   };
 }

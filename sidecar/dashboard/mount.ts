@@ -84,6 +84,7 @@ export function mountDashboard(router: ControlRouter, d: DashboardDeps): Dashboa
     loopsDir: paths.loops,
     adaptersDir: paths.adapters,
     runsDir: paths.runs,
+    trainPausedFile: paths.trainPaused,
     switchboardStatus: d.switchboardStatus,
     logger: d.logger,
     intervalMs: d.pulseIntervalMs,
@@ -145,7 +146,7 @@ export function mountDashboard(router: ControlRouter, d: DashboardDeps): Dashboa
   );
 
   router.add("GET", "/clawloop/v1/loops", () =>
-    loopsView({ upstream: d.upstream, store: d.store, metrics: d.metrics, loopsDir: paths.loops, startedAt: d.startedAt, initialTurns: () => initialTurns }),
+    loopsView({ upstream: d.upstream, store: d.store, metrics: d.metrics, loopsDir: paths.loops, dataDir: d.dataDir, startedAt: d.startedAt, initialTurns: () => initialTurns }),
   );
 
   router.add("GET", "/clawloop/v1/runs", (c) => ({ runs: listRuns(paths.runs, intParam(c, "limit", 20, 200)) }));

@@ -18,6 +18,8 @@ export interface PulseDeps {
   loopsDir: string;
   adaptersDir: string;
   runsDir: string;
+  /** `<data>/train.paused`: pausing or resuming training is news to the health view. */
+  trainPausedFile?: string;
   /** The switchboard's state (live version etc.); `inflight` counts in it are ignored. */
   switchboardStatus?: () => unknown;
   logger: Logger;
@@ -114,6 +116,7 @@ export class Pulse {
     const d = this.d;
     const judgeFile = mtime(path.join(d.loopsDir, "judge.json"));
     const trainFile = mtime(path.join(d.loopsDir, "train.json"));
+    const pauseFile = d.trainPausedFile ? mtime(d.trainPausedFile) : 0;
     const [turns, events, judgments, steps] = await Promise.all([
       total(d.metrics.turns),
       total(d.metrics.events),
@@ -136,7 +139,7 @@ export class Pulse {
       judgments: `${judgments}/${judgeFile}`,
       train: `${steps}/${trainFile}`,
       adapters: `${listing(d.adaptersDir, 1_000, null)}/${board}`,
-      loops: `${judgeFile}/${trainFile}/${health.ok}/${health.lastError}/${healthBeat}`,
+      loops: `${judgeFile}/${trainFile}/${pauseFile}/${health.ok}/${health.lastError}/${healthBeat}`,
       runs: listing(d.runsDir, 200, "summary.json"),
     };
   }

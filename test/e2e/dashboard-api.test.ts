@@ -3,7 +3,7 @@
 // `clawloop dashboard`'s link.
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store, type Judgment } from "../../core/index.js";
+import { pauseTraining, resumeTraining, Store, type Judgment } from "../../core/index.js";
 import { dashboardUrl, findDashboardLink } from "../../cli/commands/dashboard.js";
 import { localUrl, upFile } from "../../cli/up-file.js";
 import { loadConfig } from "../../core/index.js";
@@ -221,6 +221,28 @@ describe("read endpoints", () => {
       expect(v.judge.error).toContain("judge.json");
       expect(v.errors.some((e: { loop: string }) => e.loop === "judge")).toBe(true);
     } finally {
+      fs.writeFileSync(file, good);
+    }
+  });
+
+  it("the trainer's base-model memory, its latest fall back and the training pause reach the page", async () => {
+    const file = `${r.dataDir}/loops/train.json`;
+    const good = fs.readFileSync(file, "utf8");
+    const weights = { state: "not loaded", since: new Date().toISOString(), rssMb: 161 };
+    const fallback = { grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "failed its check" }], at: new Date().toISOString() };
+    // A running trainer (this process) that paused itself: the pause flag is what counts.
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(good), pid: process.pid, state: "paused", weights, fallback }));
+    pauseTraining(r.dataDir, "trainer", "3 versions in a row were rejected");
+    try {
+      const v = await json("/clawloop/v1/loops");
+      expect(v.train.state).toBe("running");
+      expect(v.train.status.weights).toEqual(weights);
+      expect(v.train.status.fallback).toEqual(fallback);
+      expect(v.train.paused).toMatchObject({ by: "trainer", reason: "3 versions in a row were rejected" });
+      resumeTraining(r.dataDir);
+      expect((await json("/clawloop/v1/loops")).train.paused).toBeNull();
+    } finally {
+      resumeTraining(r.dataDir);
       fs.writeFileSync(file, good);
     }
   });

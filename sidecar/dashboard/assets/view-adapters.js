@@ -36,6 +36,9 @@ export function adaptersView(ctx) {
 
   async function refresh() {
     let data;
+    // The last rollback is in the sidecar's status (switchboard.lastRollback); without it the
+    // versions still show.
+    const status = get("status").catch(() => null);
     try {
       data = await get("adapters");
     } catch (err) {
@@ -46,6 +49,7 @@ export function adaptersView(ctx) {
       }
       throw err;
     }
+    const rollback = (await status)?.switchboard?.lastRollback ?? null;
     const versions = /** @type {any[]} */ (data.versions);
     const live = versions.find((v) => v.id === data.live);
     fill(
@@ -62,6 +66,7 @@ export function adaptersView(ctx) {
           h("div", { class: "fact-value", id: "adapters-pinned" }, data.pinned ?? "no"),
           h("div", { class: "fact-sub" }, data.pinned ? "new versions wait until you unpin" : "each new version goes live once it passes its check"),
         ),
+        rollback ? rollbackFact(rollback) : null,
         data.pinned ? h("div", { class: "fact fact-action" }, h("button", { class: "btn", type: "button", onclick: () => act("Unpinned", "adapters/unpin", {}) }, "Unpin")) : null,
       ),
     );
@@ -123,4 +128,21 @@ export function adaptersView(ctx) {
   }
 
   return { topics: ["adapters"], refresh };
+}
+
+/**
+ * The last rollback asked for, as `clawloop status` prints it: a failed one says so, with the reason
+ * (the live version kept serving).
+ * @param {{version: string, state: "pending" | "done" | "failed", reason: string | null, requestedAt: string, at: string | null}} r
+ */
+function rollbackFact(r) {
+  const sub =
+    r.state === "pending" ? `asked ${ago(r.requestedAt)}, not live yet` : r.state === "done" ? `at ${clock(r.at)} (${ago(r.at)})` : `at ${clock(r.at)}: ${r.reason ?? "no reason given"}`;
+  return h(
+    "div",
+    { class: "fact", id: "adapters-rollback", dataset: { state: r.state } },
+    h("div", { class: "fact-label" }, "Last rollback"),
+    h("div", { class: "fact-value" }, `to ${r.version}`, r.state === "done" ? null : h("span", { class: ["badge", r.state === "failed" ? "badge-bad" : "badge-candidate"] }, r.state)),
+    h("div", { class: ["fact-sub", r.state === "failed" ? "fact-bad" : ""] }, sub),
+  );
 }

@@ -46,6 +46,7 @@ export function healthView(ctx) {
         ["Latest version", t.version ?? "none"],
         ["Last step", t.lastStep ? `${t.lastStep.step} · loss ${num(t.lastStep.loss, 4)} · ${duration(t.lastStep.durationMs)}` : "—"],
         ["Last step at", t.lastStep ? ago(t.lastStep.at) : "—"],
+        ...trainExtras(v.train),
         ["Updated", ago(t.updatedAt)],
       ] : []),
     );
@@ -74,6 +75,42 @@ export function healthView(ctx) {
   }
 
   return { topics: ["loops", "train", "judgments"], refresh };
+}
+
+/**
+ * What `clawloop status` adds about training: whether the base model is in memory (only while the
+ * trainer runs; a gone trainer holds nothing), who paused training and why, and its latest fall back
+ * from a rejected version.
+ * @param {any} train the loops view's train: the status file, its state and the pause flag
+ * @returns {[string, string][]}
+ */
+function trainExtras(train) {
+  const t = train.status;
+  /** @type {[string, string][]} */
+  const rows = [];
+  const w = t.weights;
+  if (w && train.state === "running") {
+    const state = w.state === "not loaded" ? "not loaded (loads when a batch is ready)" : w.state === "loading" ? "loading (a batch is ready)" : `loaded since ${clock(w.since)}`;
+    rows.push(["Base model", `${state} · trainer RSS ${count(w.rssMb)} MB`]);
+  }
+  const p = train.paused;
+  if (p) {
+    const who = [p.by && p.by !== "unknown" ? `by ${p.by}` : "", p.reason ?? ""].filter(Boolean).join(" — ");
+    rows.push(["Paused", `${who || "yes"}${p.since ? ` (since ${clock(p.since)})` : ""}`]);
+  }
+  if (t.fallback) rows.push(["Fell back", `${fallbackText(t.fallback)} (${ago(t.fallback.at)})`]);
+  return rows;
+}
+
+/**
+ * trainer/status.ts fallbackText, for the page (the status file carries the facts, not the line).
+ * @param {{grewFrom: string | null, passedOver: string, rejected: {version: string, reason: string}[]}} f
+ */
+function fallbackText(f) {
+  const from = f.grewFrom ? `grew from ${f.grewFrom}` : "started a fresh adapter";
+  const why = f.rejected.map((r) => `${r.version} was rejected (${r.reason})`).join(" and ");
+  const over = f.rejected.some((r) => r.version === f.passedOver) ? "" : `; passed over ${f.passedOver}, built on it`;
+  return `${from} after ${why}${over}`;
 }
 
 /** @param {any} f */
