@@ -53,6 +53,8 @@ export interface TrainLoopOptions {
   progress?: Progress | null;
   /** Called after each version is written. */
   onStep?: (step: TrainStep) => void;
+  /** Test seam: how the adapters directory is listed (default listVersions), e.g. to count listings. */
+  listVersions?: (adaptersDir: string) => VersionEntry[];
 }
 
 export interface TrainLoop {
@@ -164,6 +166,7 @@ class ContinuousTrainer implements TrainLoop {
   private current: TrainStatus;
   private readonly settings: StepSettings;
   private readonly retention: Retention;
+  private readonly listVersions: (adaptersDir: string) => VersionEntry[];
 
   constructor(
     private readonly config: Config,
@@ -176,6 +179,7 @@ class ContinuousTrainer implements TrainLoop {
     private readonly opts: TrainLoopOptions,
   ) {
     const t = config.train;
+    this.listVersions = opts.listVersions ?? listVersions;
     this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
     this.settings = stepSettings(config);
     this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.config.vocabSize });
@@ -198,14 +202,16 @@ class ContinuousTrainer implements TrainLoop {
    * Finds the version to continue from (the newest, or as HEAD.json and the switchboard's verdicts
    * say: trainer/lineage.ts), or none (a fresh adapter), and checks it was trained on this base
    * model. Its weights and optimizer state are read before the next step (prepare), or here for a
-   * rollback. `verdicts`: as just read (otherwise read here).
+   * rollback. `verdicts` and `versions` (the adapters directory's listing): as just read (otherwise
+   * read here).
    */
-  async resume(verdicts?: Verdicts): Promise<void> {
+  async resume(verdicts?: Verdicts, listed?: VersionEntry[]): Promise<void> {
     fs.mkdirSync(this.adaptersDir, { recursive: true });
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
-    verdicts ??= await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger);
-    const versions = listVersions(this.adaptersDir);
+    // Temporaries are not versions (listVersions passes them over): a listing made before is still the directory's.
+    const versions = listed ?? this.listVersions(this.adaptersDir);
+    verdicts ??= await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, versions);
     // Versions deleted by retention still count: their samples are done, their numbers taken.
     const present = new Set(versions.map((v) => v.name));
     const pruned = new Map([...readPruned(this.adaptersDir)].filter(([name]) => !present.has(name)));
@@ -278,16 +284,16 @@ class ContinuousTrainer implements TrainLoop {
    * the model server down), and the switchboard only ever checks the newest version, so the ones it
    * overtakes get none. Waiting would stall training in all of these; going on costs at most the
    * steps made on a version before its rejection is seen (abandoned then, like the rejected one).
+   * `versions`: the adapters directory as listed for this step.
    */
-  private async followRejections(): Promise<boolean> {
-    const verdicts = await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger);
+  private async followRejections(versions: VersionEntry[]): Promise<boolean> {
+    const verdicts = await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, versions);
     // Only a new rejection can take trust away (an acceptance only adds it).
     const news = [...verdicts.rejected.keys()].some((name) => !this.verdicts.rejected.has(name));
     if (news && this.latest) {
-      const versions = listVersions(this.adaptersDir);
       const untrusted = untrustedVersions(lineageLinks(versions, readPruned(this.adaptersDir)), verdicts);
       if (untrusted.has(this.latest.name)) {
-        await this.resume(verdicts);
+        await this.resume(verdicts, versions);
         return true;
       }
     }
@@ -296,9 +302,9 @@ class ContinuousTrainer implements TrainLoop {
   }
 
   /** Pauses training when the switchboard rejected the last train.pauseAfterRejections versions (trainer/reject-pause.ts). */
-  private pauseOnRejections(): boolean {
+  private pauseOnRejections(versions: VersionEntry[]): boolean {
     const ctx = { dataDir: this.config.dataDir, adaptersDir: this.adaptersDir, stateDir: this.state.dir, pauseAfter: this.config.train.pauseAfterRejections, logger: this.logger };
-    return pauseOnRejections(ctx, this.verdicts) !== null;
+    return pauseOnRejections(ctx, this.verdicts, versions) !== null;
   }
 
   /** Old versions and optimizer states go (trainer/retention.ts); never throws. */
@@ -471,10 +477,12 @@ class ContinuousTrainer implements TrainLoop {
           // (A head that resume() could not follow — it names no version — stays new: not again.)
           const late = newHead(this.adaptersDir, this.state.dir);
           if (late && !(head && late.seq === head.seq && late.version === head.version)) continue;
+          // The adapters directory, listed once for the checks below (each used to list it again).
+          const versions = this.listVersions(this.adaptersDir);
           // A version the switchboard rejected: do not grow it (or what was built on it) further.
-          if (await this.followRejections()) continue;
+          if (await this.followRejections(versions)) continue;
           // Rejected again and again: stop spending samples on versions that are not served, and say why.
-          if (this.pauseOnRejections()) continue;
+          if (this.pauseOnRejections(versions)) continue;
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
           const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);

@@ -282,6 +282,28 @@ describe("train loop: pausing after rejections in a row", () => {
     expect(await pausedWithBatchWaiting()).toBe(reasonFor(["v000004", "v000005", "v000007"]));
   });
 
+  it("a due step lists the adapters directory once, for the verdicts, the fall back and the pause together", async () => {
+    let listings = 0;
+    const counted = (dir: string) => {
+      listings++;
+      return listVersions(dir);
+    };
+    const logger = pino({ level: "silent" });
+    loops.push(await startTrainLoop(config(), { backend: fakeBackend(), model: "/models/fake.gguf", logger, listVersions: counted }));
+    await step("v000001");
+    await table.live("v000001");
+    for (const name of ["v000002", "v000003", "v000004"]) {
+      await step(name);
+      await table.rejected(name);
+    }
+    // The next batch is due twice: once to fall back from the rejected v000004 (verdicts read, the
+    // lineage checked, resumed from v000001), once to pause (3 rejections in a row). Each used to
+    // list the directory for every one of those; now each lists it once.
+    listings = 0;
+    await pausedWithBatchWaiting();
+    expect(listings).toBe(2);
+  });
+
   it("train.pauseAfterRejections 0 never pauses; the default (3) then pauses on the same verdicts", async () => {
     expect(loadConfig({ env: { CLAWLOOP_TRAIN_PAUSE_AFTER_REJECTIONS: "0" }, flags: { dataDir } }).train.pauseAfterRejections).toBe(0);
     expect(config().train.pauseAfterRejections).toBe(3);

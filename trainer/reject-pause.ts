@@ -30,7 +30,7 @@ import path from "node:path";
 import { readPruned } from "../adapters/index.js";
 import { pauseTraining, type Logger, type TrainPause } from "../core/index.js";
 import type { Verdicts } from "./verdicts.js";
-import { listVersions, versionName, writeFileAtomic } from "./versions.js";
+import { listVersions, versionName, writeFileAtomic, type VersionEntry } from "./versions.js";
 
 export interface Rejection {
   version: string;
@@ -109,12 +109,13 @@ export interface RejectPauseContext {
 
 /**
  * Pauses training when the last `pauseAfter` verdicts on this trainer's versions (not yet counted at an
- * earlier pause) are all rejections, and returns the pause; null otherwise. `verdicts`: as just read.
+ * earlier pause) are all rejections, and returns the pause; null otherwise. `verdicts`: as just read;
+ * `versions`: the adapters directory as just listed (listVersions; listed here when not given).
  */
-export function pauseOnRejections(ctx: RejectPauseContext, verdicts: Verdicts): TrainPause | null {
+export function pauseOnRejections(ctx: RejectPauseContext, verdicts: Verdicts, versions?: readonly VersionEntry[]): TrainPause | null {
   // Cheap way out before touching the disk: most steps see no (or too few) rejections.
   if (ctx.pauseAfter <= 0 || verdicts.rejected.size < ctx.pauseAfter) return null;
-  const names = [...listVersions(ctx.adaptersDir).map((v) => v.name), ...readPruned(ctx.adaptersDir).keys()];
+  const names = [...(versions ?? listVersions(ctx.adaptersDir)).map((v) => v.name), ...readPruned(ctx.adaptersDir).keys()];
   const newest = names.reduce((n, name) => Math.max(n, Number(name.slice(1))), 0);
   let memory = readRejectPauseMemory(ctx.stateDir, ctx.logger);
   if (memory && memory.countedThrough > newest) {

@@ -22,7 +22,7 @@
 // disk nor pruned) are kept: nothing says they are stale, and only the directory's versions are looked up.
 import { readPruned, sameVersion, type VersionIdentity } from "../adapters/index.js";
 import type { Logger, Store } from "../core/index.js";
-import { listVersions } from "./versions.js";
+import { listVersions, type VersionEntry } from "./versions.js";
 
 export interface Verdicts {
   /** Rejected versions and the switchboard's reason. */
@@ -41,13 +41,14 @@ export interface LineageLink {
 
 /**
  * The verdicts in the `adapters` table on the versions in `adaptersDir` (none when the table does
- * not exist yet). Throws when it cannot be read.
+ * not exist yet). Throws when it cannot be read. `versions`: the directory as just listed
+ * (listVersions), so that one due step lists it once; listed here when not given.
  */
-export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir: string): Promise<Verdicts> {
+export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir: string, versions?: readonly VersionEntry[]): Promise<Verdicts> {
   const rows = await store.listFields("adapters", ["status", "statusReason", "liveAt", "manifest"], { sql: "status = 'rejected' OR live_at IS NOT NULL" });
   const rejected = new Map<string, string>();
   const accepted = new Set<string>();
-  const written = rows.length ? writtenVersions(adaptersDir) : new Map<string, VersionIdentity>();
+  const written = rows.length ? writtenVersions(adaptersDir, versions ?? listVersions(adaptersDir)) : new Map<string, VersionIdentity>();
   for (const r of rows) {
     const here = written.get(r.id);
     if (here && r.manifest && !sameVersion(r.manifest, here)) continue; // a stale row: another version under this name
@@ -58,9 +59,9 @@ export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir
 }
 
 /** The versions this adapters directory has written, on disk or deleted by retention, by name. */
-function writtenVersions(adaptersDir: string): Map<string, VersionIdentity> {
+function writtenVersions(adaptersDir: string, versions: readonly VersionEntry[]): Map<string, VersionIdentity> {
   const out = new Map<string, VersionIdentity>(readPruned(adaptersDir));
-  for (const v of listVersions(adaptersDir)) out.set(v.name, v.manifest);
+  for (const v of versions) out.set(v.name, v.manifest);
   return out;
 }
 
@@ -68,9 +69,15 @@ function writtenVersions(adaptersDir: string): Map<string, VersionIdentity> {
  * The verdicts, or `previous` when the table cannot be read now (the trainer then goes on with
  * what it knew: a rejection it has not seen yet is followed at a later step).
  */
-export async function readVerdictsOr(store: Pick<Store, "listFields">, adaptersDir: string, previous: Verdicts, logger: Logger): Promise<Verdicts> {
+export async function readVerdictsOr(
+  store: Pick<Store, "listFields">,
+  adaptersDir: string,
+  previous: Verdicts,
+  logger: Logger,
+  versions?: readonly VersionEntry[],
+): Promise<Verdicts> {
   try {
-    return await readVerdicts(store, adaptersDir);
+    return await readVerdicts(store, adaptersDir, versions);
   } catch (err) {
     logger.warn({ err: (err as Error).message }, "could not read the switchboard's verdicts (adapters table); going on with the last ones read");
     return previous;
