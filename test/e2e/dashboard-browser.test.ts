@@ -6,7 +6,8 @@
 // version), and is refused without the token. A screenshot of each view goes to test-artifacts/.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { loadConfig, silentLogger, Store } from "../../core/index.js";
+import fs from "node:fs";
+import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store } from "../../core/index.js";
 import { startLoraServer, type LoraServer } from "../../fixtures/servers/lora.js";
 import { dashboardLink } from "../../sidecar/index.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/hotload/index.js";
@@ -209,10 +210,60 @@ describe("dashboard in Chromium", () => {
     await shot("6-health");
   });
 
+  it("health: the Train card says whether the base model is loaded, who paused training and why, and the latest fall back", async () => {
+    const file = `${dataDir}/loops/train.json`;
+    const good = fs.readFileSync(file, "utf8");
+    const at = new Date().toISOString();
+    const write = (weights: unknown) =>
+      fs.writeFileSync(file, JSON.stringify({
+        ...JSON.parse(good), pid: process.pid, state: "paused", updatedAt: new Date().toISOString(), weights,
+        fallback: { grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "log-prob check failed" }], at },
+      }));
+    const card = page.locator(".loop[data-loop=train]");
+    try {
+      pauseTraining(dataDir, "trainer", "the sidecar rejected the last 3 adapter versions it checked");
+      write({ state: "not loaded", since: at, rssMb: 161 });
+      await page.click(".tabs a[data-view=health]");
+      await expect.poll(() => card.innerText(), { timeout: 15_000 }).toContain("not loaded (loads when a batch is ready) · trainer RSS 161 MB");
+      const text = await card.innerText();
+      expect(text).toMatch(/Paused\s+by trainer — the sidecar rejected the last 3 adapter versions it checked/);
+      expect(text).toMatch(/Fell back\s+grew from v000001 after v000002 was rejected \(log-prob check failed\); passed over v000003, built on it/);
+      await shot("6b-health-train-paused");
+      // Loaded: since when; resumed: the Paused row goes.
+      write({ state: "loaded", since: at, rssMb: 412 });
+      resumeTraining(dataDir);
+      await expect.poll(() => card.innerText(), { timeout: 15_000 }).toMatch(/Base model\s+loaded since .* · trainer RSS 412 MB/);
+      await expect.poll(() => card.innerText(), { timeout: 15_000 }).not.toContain("Paused");
+    } finally {
+      resumeTraining(dataDir);
+      fs.writeFileSync(file, good);
+    }
+  });
+
   it("every request stayed on the sidecar, and the page logged no error", () => {
     expect(requested.length).toBeGreaterThan(5);
     expect(requested.filter((u) => !u.startsWith(`${sc.url}/`))).toEqual([]);
     expect(problems).toEqual([]);
+  });
+
+  // After the no-error check: the browser logs the refused rollback's 409 as a console error.
+  it("adapters: the last rollback, and a failed one with the reason (the live version keeps serving)", async () => {
+    await page.click(".tabs a[data-view=adapters]");
+    const fact = page.locator("#adapters-rollback");
+    // The rollback to v000002 above.
+    await expect.poll(() => fact.getAttribute("data-state"), { timeout: 15_000 }).toBe("done");
+    expect(await fact.innerText()).toContain("to v000002");
+    const live = (await adapters()).live;
+    fs.rmSync(`${dataDir}/adapters/v000001/adapter_config.json`);
+    await page.locator("tr[data-version=v000001]").getByRole("button", { name: "Roll back to this" }).click();
+    await expect.poll(() => page.locator("#toast").innerText(), { timeout: 15_000 }).toContain("failed");
+    await expect.poll(() => fact.getAttribute("data-state"), { timeout: 15_000 }).toBe("failed");
+    const text = await fact.innerText();
+    expect(text).toContain("to v000001");
+    expect(text).toContain("adapter_config.json is missing");
+    expect(await fact.locator(".badge-bad").innerText()).toBe("failed");
+    expect((await adapters()).live).toBe(live);
+    await shot("8-adapters-failed-rollback");
   });
 
   it("refuses a browser without the token, and says how to get the link", async () => {
