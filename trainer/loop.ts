@@ -25,7 +25,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { LoraAdapter } from "../adapters/index.js";
-import { createLogger, dataPaths, giveMemoryBack, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
+import { createLogger, dataPaths, giveMemoryBackSettled, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
 import { readPruned, TARGET_MODULES } from "../adapters/index.js";
 import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
 import { decideBatch, ReadyClock } from "./batching.js";
@@ -386,7 +386,7 @@ class ContinuousTrainer implements TrainLoop {
     }
     // Here, where nothing refers to the engine and the weights any more (a variable holding them
     // would keep them through the collection).
-    const freed = why ? giveMemoryBack() : null;
+    const freed = why ? await giveMemoryBackSettled() : null;
     const weights = this.publishWeights("not loaded");
     if (freed) {
       const idleS = Math.round((Date.now() - this.lastBusy) / 1000);

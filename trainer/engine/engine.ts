@@ -275,11 +275,17 @@ export class Engine {
     return { loss: total, logprobs, gradA, gradB, runs: runs.length };
   }
 
-  close(): void {
+  /**
+   * Releases the ONNX Runtime sessions, resolving once they are released: whoever hands freed
+   * memory back to the system next (the trainer letting its model go, trainer/loop.ts) must come
+   * after it, or the sessions' memory stays with the process.
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of this.sessions.values()) s.then((x) => x.release()).catch(() => {});
+    const sessions = [...this.sessions.values()];
     this.sessions.clear();
+    await Promise.all(sessions.map((s) => s.then((x) => x.release()).catch(() => undefined)));
   }
 
   /** Builds and loads every program this engine's mode uses, so the first step pays nothing. */
