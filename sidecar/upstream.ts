@@ -84,7 +84,8 @@ export class Upstream {
     return this.basePath + clientPath;
   }
 
-  request(method: string, clientPath: string, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+  /** A request through the keep-alive pool, or (`pooled` false) on a connection of its own. */
+  request(method: string, clientPath: string, headers: http.OutgoingHttpHeaders, pooled = true): http.ClientRequest {
     const req = this.client.request({
       protocol: this.root.protocol,
       hostname: this.root.hostname,
@@ -92,7 +93,7 @@ export class Upstream {
       method,
       path: this.path(clientPath),
       headers,
-      agent: this.agent,
+      agent: pooled ? this.agent : false,
     });
     req.setNoDelay(true);
     return req;
@@ -105,21 +106,7 @@ export class Upstream {
    * keep-alive, so the call after a stream would otherwise often fail.
    */
   send(method: string, clientPath: string, headers: http.OutgoingHttpHeaders, body: Buffer): UpstreamCall {
-    return new UpstreamCall((fresh) => {
-      const req = fresh
-        ? this.client.request({
-            protocol: this.root.protocol,
-            hostname: this.root.hostname,
-            port: this.root.port || undefined,
-            method,
-            path: this.path(clientPath),
-            headers,
-            agent: false,
-          })
-        : this.request(method, clientPath, headers);
-      req.setNoDelay(true);
-      return req;
-    }, body);
+    return new UpstreamCall((fresh) => this.request(method, clientPath, headers, !fresh), body);
   }
 
   /** The `host` header the upstream expects. */
