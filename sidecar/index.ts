@@ -18,5 +18,6 @@ export {
   type HotloadSidecarHandle,
   type HotloadSidecarOptions,
   type HotloadStatus,
+  type RollbackReport,
   type CheckReport,
 } from "./hotload/index.js";

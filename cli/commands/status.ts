@@ -17,7 +17,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
-import { latestRows, type ReadStore } from "../../sidecar/index.js";
+import { latestRows, type ReadStore, type RollbackReport } from "../../sidecar/index.js";
 import { fallbackText, readStatus as readTrainStatus, weightsText, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
@@ -28,15 +28,6 @@ interface StatusFlags extends CommonFlags {
   json?: boolean;
 }
 
-/** The switchboard's last rollback (sidecar/hotload RollbackReport). */
-interface RollbackView {
-  version: string;
-  state: "pending" | "done" | "failed";
-  reason: string | null;
-  requestedAt: string;
-  at: string | null;
-}
-
 interface SwitchboardView {
   mode: string;
   live: string | null;
@@ -44,7 +35,7 @@ interface SwitchboardView {
   liveStep?: number | null;
   waiting?: { version: string; reason: string } | null;
   lastRejection?: { version: string; reason: string; at: string } | null;
-  lastRollback?: RollbackView | null;
+  lastRollback?: RollbackReport | null;
   lastError?: { message: string; at: string } | null;
 }
 
@@ -68,7 +59,7 @@ export interface StatusReport {
   };
   judge: { running: boolean; status: JudgeStatus | null };
   train: { running: boolean; status: TrainStatus | null; paused: TrainPause | null };
-  adapters: { live: string | null; liveStep: number | null; pinned: string | null; versions: number; lastRejection: { version: string; reason: string } | null; waiting: { version: string; reason: string } | null; lastRollback: RollbackView | null };
+  adapters: { live: string | null; liveStep: number | null; pinned: string | null; versions: number; lastRejection: { version: string; reason: string } | null; waiting: { version: string; reason: string } | null; lastRollback: RollbackReport | null };
   errors: { loop: string; message: string; at: string | null }[];
 }
 
@@ -204,15 +195,18 @@ export async function collectStatus(config: Config, url: string, opts: StatusOpt
   };
 }
 
+/** An ISO time as `2026-11-22 03:00:00`. */
+const stamp = (iso: string): string => iso.replace("T", " ").slice(0, 19);
+
 /** A pause as one line: when, by whom (the trainer pauses itself after rejections) and why. */
 function pausedText(p: TrainPause): string {
-  const since = p.since ? ` since ${p.since.replace("T", " ").slice(0, 19)}` : "";
+  const since = p.since ? ` since ${stamp(p.since)}` : "";
   const by = p.by && p.by !== "unknown" ? ` by ${p.by}` : "";
   return `PAUSED${since}${by}${p.reason ? `: ${p.reason}` : ""} (clawloop train resume)`;
 }
 
-function rollbackText(r: RollbackView): string {
-  const when = (iso: string | null) => (iso ? iso.replace("T", " ").slice(0, 19) : "?");
+function rollbackText(r: RollbackReport): string {
+  const when = (iso: string | null) => (iso ? stamp(iso) : "?");
   if (r.state === "pending") return `to ${r.version}, asked at ${when(r.requestedAt)}, not live yet`;
   if (r.state === "done") return `to ${r.version} at ${when(r.at)}`;
   return `to ${r.version} FAILED at ${when(r.at)}: ${r.reason ?? "no reason given"}`;
@@ -236,14 +230,14 @@ export function formatStatus(s: StatusReport): string {
       (s.adapters.waiting ? `; waiting: ${s.adapters.waiting.version} (${s.adapters.waiting.reason})` : ""),
   ];
   if (!c.window.complete) lines.splice(3, 0, `          (waiting counts over the newest ${c.window.mainTurns} of ${c.mainTurns} main-line turns)`);
-  if (t?.fallback) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          fell back: ${fallbackText(t.fallback)} (${t.fallback.at.replace("T", " ").slice(0, 19)})`);
+  if (t?.fallback) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          fell back: ${fallbackText(t.fallback)} (${stamp(t.fallback.at)})`);
   // The trainer's memory: its base model is loaded only while it has work.
   if (s.train.running && t?.weights) lines.splice(lines.findIndex((l) => l.startsWith("train ")) + 1, 0, `          model ${t.model ?? "?"}: ${weightsText(t.weights)}`);
   if (s.adapters.lastRejection) lines.push(`          last rejected: ${s.adapters.lastRejection.version}: ${s.adapters.lastRejection.reason}`);
   if (s.adapters.lastRollback) lines.push(`          last rollback: ${rollbackText(s.adapters.lastRollback)}`);
   if (s.errors.length) {
     lines.push("errors");
-    for (const e of s.errors) lines.push(`  ${e.loop.padEnd(8)} ${e.at ? `${e.at.replace("T", " ").slice(0, 19)} ` : ""}${e.message}`);
+    for (const e of s.errors) lines.push(`  ${e.loop.padEnd(8)} ${e.at ? `${stamp(e.at)} ` : ""}${e.message}`);
   } else lines.push("errors    none");
   return lines.join("\n") + "\n";
 }

@@ -11,7 +11,7 @@ import { mountAdapterApi } from "./api.js";
 import { HotloadSwitchboard } from "./switchboard.js";
 import { VersionWatcher } from "./watcher.js";
 
-export { HotloadSwitchboard, AdapterApiError, type AdapterTable, type HotloadOptions, type HotloadStatus, type CheckReport } from "./switchboard.js";
+export { HotloadSwitchboard, AdapterApiError, type AdapterTable, type HotloadOptions, type HotloadStatus, type CheckReport, type RollbackReport } from "./switchboard.js";
 export { VersionWatcher } from "./watcher.js";
 export { mountAdapterApi } from "./api.js";
 
