@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger, Store, type Turn } from "../core/index.js";
+import { createLogger, Store, type Logger, type Turn } from "../core/index.js";
 import { chatBody, post, rigsClosedAfterEach, tagged, waitFor } from "../test/e2e/sidecar-helpers.js";
 import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { EventLinker } from "./linker.js";
@@ -41,6 +41,48 @@ function tmpDir(): string {
 
 /** Call `i` of `session` (turn `<session>-t<i>`), with `seq` (null: journaled without its place). */
 const job = (session: string, i: number, seq: number | null) => makeTurnJob(i, { turnId: `${session}-t${i}`, sessionId: session, seq });
+
+/**
+ * `real` whose last-seq lookup fails while `fails()` says so (called once per lookup), each turn it
+ * is given shown to `onPut` first.
+ */
+function withFailingLookup(real: RecordStore, fails: () => boolean, onPut: (j: Parameters<RecordStore["putTurn"]>[0]) => void = () => undefined): RecordStore {
+  return new Proxy(real, {
+    get(target, key) {
+      if (key === "lastTurn") {
+        return async (where: Parameters<RecordStore["lastTurn"]>[0]) => {
+          if (fails()) throw new Error("lookup failed (test)");
+          return target.lastTurn(where);
+        };
+      }
+      if (key === "putTurn") {
+        return (j: Parameters<RecordStore["putTurn"]>[0]) => {
+          onPut(j);
+          return target.putTurn(j);
+        };
+      }
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** Call `i` of `session` as the proxy hands it to the recorder: answered, its place not known yet. */
+function callOutcome(session: string, i: number, runId: string): CallOutcome {
+  const j = job(session, i, null);
+  return {
+    turnId: j.turnId,
+    tags: { sessionId: session, runId, callId: j.callId, turnType: "main", sessionDone: false, traceparent: null },
+    endpoint: "chat", model: "m", adapter: null, rawRequest: j.rawRequest, requestError: null, startedAt: j.startedAt,
+    ttfbMs: 1, totalMs: 2, upstreamStatus: 200, status: "ok", error: null, assembled: null,
+  };
+}
+
+/** A logger at info level whose lines are kept. */
+function keptLogs(): { logs: { level: number; msg: string }[]; logger: Logger } {
+  const logs: { level: number; msg: string }[] = [];
+  return { logs, logger: pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) }) };
+}
 
 /** [turn id, seq] of a session's rows, by seq. */
 async function seqs(store: Pick<RecordStore, "listFields">, session: string): Promise<[string, number][]> {
@@ -135,7 +177,7 @@ describe("SessionBook and Recorder with a store process", () => {
     const ticket = (): Promise<Ticket> => Promise.resolve({ placement: { sessionId: "s", turnType: "main", placement: "tagged", parentTurnId: null }, seq: book.reserveSeq("s") });
     const tickets = [2, 3, 4].map(() => ticket());
     // Each is journaled without its place (the lookup has not answered), and the host numbers it.
-    expect(await Promise.all([2, 3, 4].map((i, k) => recorder.record(outcome(i), tickets[k]!)))).toEqual([null, null, null]);
+    expect(await Promise.all([2, 3, 4].map((i, k) => recorder.record(callOutcome("s", i, "r"), tickets[k]!)))).toEqual([null, null, null]);
     await waitFor(async () => (await seqs(real, "s")).length === 5 && real.journaled === 0, "the host to number the calls");
     expect(await seqs(real, "s")).toEqual([0, 1, 2, 3, 4].map((i) => [`s-t${i}`, i]));
     release();
@@ -229,43 +271,23 @@ describe("SessionBook: a session's last-seq lookup that keeps failing", () => {
     await real.putTurn(job("s", 1, 1));
     const FAILURES = 12; // past the 9 tries the book used to give up after
     let failures = 0;
-    const store = new Proxy(real, {
-      get(target, key) {
-        if (key === "lastTurn") {
-          return async (where: Parameters<RecordStore["lastTurn"]>[0]) => {
-            if (failures < FAILURES) {
-              failures++;
-              throw new Error("lookup failed (test)");
-            }
-            return target.lastTurn(where);
-          };
-        }
-        const v = Reflect.get(target, key, target) as unknown;
-        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
+    const store = withFailingLookup(real, () => {
+      if (failures === FAILURES) return false;
+      failures++;
+      return true;
     });
-    const logs: { level: number; msg: string }[] = [];
-    const seen = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    const { logs, logger: seen } = keptLogs();
     // Timings shortened: the tries that used to take ~25 s take ~0.2 s (still longer than a call
     // waits for its place, recorder.ts SEQ_WAIT_MS).
     const book = new SessionBook(store, seen, { lookupRetryMs: 10, lookupRetryCapMs: 20 });
     cleanups.push(() => book.close());
     const linker = new EventLinker(store, book, new SecretMasker(false), logger);
     const recorder = new Recorder(store, book, linker, new SidecarMetrics(store, () => 1), logger);
-    const outcome = (i: number): CallOutcome => {
-      const j = job("s", i, null);
-      return {
-        turnId: j.turnId,
-        tags: { sessionId: "s", runId: "r", callId: j.callId, turnType: "main", sessionDone: false, traceparent: null },
-        endpoint: "chat", model: "m", adapter: null, rawRequest: j.rawRequest, requestError: null, startedAt: j.startedAt,
-        ttfbMs: 1, totalMs: 2, upstreamStatus: 200, status: "ok", error: null, assembled: null,
-      };
-    };
     const ticket = (): Promise<Ticket> => Promise.resolve({ placement: { sessionId: "s", turnType: "main", placement: "tagged", parentTurnId: null }, seq: book.reserveSeq("s") });
     const calls = [2, 3, 4];
     const tickets = calls.map(() => ticket());
     // Answered and recorded without waiting for the lookup: journaled without their place.
-    expect(await Promise.all(calls.map((i, k) => recorder.record(outcome(i), tickets[k]!)))).toEqual([null, null, null]);
+    expect(await Promise.all(calls.map((i, k) => recorder.record(callOutcome("s", i, "r"), tickets[k]!)))).toEqual([null, null, null]);
     // Once the lookup answers, each is written again with the number this sidecar gives it.
     expect(await Promise.all(tickets.map(async (t) => (await t).seq))).toEqual([2, 3, 4]);
     expect(failures).toBe(FAILURES);
@@ -301,43 +323,20 @@ describe("SessionBook: the calls kept to be written again with their seq", () =>
     await real.putTurn(job("s", 1, 1));
     let failing = true;
     let rewrites = 0;
-    const store = new Proxy(real, {
-      get(target, key) {
-        if (key === "lastTurn") {
-          return async (where: Parameters<RecordStore["lastTurn"]>[0]) => {
-            if (failing) throw new Error("lookup failed (test)");
-            return target.lastTurn(where);
-          };
-        }
-        if (key === "putTurn") {
-          return (j: Parameters<RecordStore["putTurn"]>[0]) => {
-            if (j.replaces) rewrites++;
-            return target.putTurn(j);
-          };
-        }
-        const v = Reflect.get(target, key, target) as unknown;
-        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    const logs: { level: number; msg: string }[] = [];
-    const seen = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+    const store = withFailingLookup(
+      real,
+      () => failing,
+      (j) => void (j.replaces && rewrites++),
+    );
+    const { logs, logger: seen } = keptLogs();
     const book = new SessionBook(store, seen, { lookupRetryMs: 10, lookupRetryCapMs: 20, seqRewritesPerSession: 2, seqRewritesMax: 3 });
     cleanups.push(() => book.close());
     const metrics = new SidecarMetrics(store, () => 1);
     const recorder = new Recorder(store, book, new EventLinker(store, book, new SecretMasker(false), logger), metrics, logger);
-    const outcome = (session: string, i: number): CallOutcome => {
-      const j = job(session, i, null);
-      return {
-        turnId: j.turnId,
-        tags: { sessionId: session, runId: `r-${session}`, callId: j.callId, turnType: "main", sessionDone: false, traceparent: null },
-        endpoint: "chat", model: "m", adapter: null, rawRequest: j.rawRequest, requestError: null, startedAt: j.startedAt,
-        ttfbMs: 1, totalMs: 2, upstreamStatus: 200, status: "ok", error: null, assembled: null,
-      };
-    };
     /** Records call `i` of `session`; its ticket (wrapped: a promise returned from an async function would be awaited). */
     const record = async (session: string, i: number): Promise<{ ticket: Promise<Ticket> }> => {
       const ticket = Promise.resolve({ placement: { sessionId: session, turnType: "main" as const, placement: "tagged" as const, parentTurnId: null }, seq: book.reserveSeq(session) });
-      expect(await recorder.record(outcome(session, i), ticket)).toBe(null);
+      expect(await recorder.record(callOutcome(session, i, `r-${session}`), ticket)).toBe(null);
       return { ticket };
     };
     // One at a time, so which calls are kept does not depend on timing: s2, s3 (the session's 2),
