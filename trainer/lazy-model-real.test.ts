@@ -8,8 +8,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { loadConfig, silentLogger, Store, type Judgment } from "../core/index.js";
-import { makeTurn } from "../test/support/rows.js";
+import { loadConfig, silentLogger, Store } from "../core/index.js";
+import { makeJudgment, makeTurn } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
 import type { TrainBackend } from "./backend.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
@@ -56,11 +56,7 @@ it("starts without the base model's weights, loads them for the first batch, and
   // One judged turn: the batch is due, the weights load, a version is written.
   const writer = await Store.open({ dataDir, writes: ["turns", "judgments"] });
   writer.put("turns", makeTurn(1, { promptTokenIds: [1, 9690, 198, 19556, 28, 2], completionTokenIds: [19556, 17, 2] }));
-  const judgment: Judgment = {
-    id: "call-1", turnId: "call-1", sessionId: "s1", score: 1, method: "rules", votes: [], raw: [], hint: null,
-    nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-  };
-  writer.put("judgments", judgment);
+  writer.put("judgments", makeJudgment(1, { score: 1 }));
   await writer.close();
   const loaded = await until("loaded", () => (readStatus(dataDir)?.weights?.state === "loaded" ? readStatus(dataDir)!.weights : null), 120_000);
   await until("v000001", () => listVersions(path.join(dataDir, "adapters")).length === 1, 120_000);

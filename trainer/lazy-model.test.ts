@@ -7,8 +7,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig, silentLogger, Store, type Config, type Judgment } from "../core/index.js";
-import { makeTurn } from "../test/support/rows.js";
+import { loadConfig, silentLogger, Store, type Config } from "../core/index.js";
+import { putJudgedTurns } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { readStatus } from "./status.js";
@@ -33,17 +33,7 @@ async function closeDataDir(): Promise<void> {
 beforeEach(openDataDir);
 afterEach(closeDataDir);
 
-async function addJudged(from: number, to: number): Promise<void> {
-  for (let i = from; i <= to; i++) {
-    writer.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
-    const j: Judgment = {
-      id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score: i % 2 ? 1 : -1, method: "rules", votes: [], raw: [], hint: null,
-      nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-    };
-    writer.put("judgments", j);
-  }
-  await writer.flush();
-}
+const addJudged = (from: number, to: number): Promise<void> => putJudgedTurns(writer, from, to);
 
 function config(releaseAfterIdleS: number): Config {
   return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 2, maxWaitSec: 60, pollMs: 20, lr: 0.1, releaseAfterIdleS } } });

@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readProbeFile, readPruned, writeHead } from "../adapters/index.js";
 import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store, type AdapterManifest, type AdapterVersion, type Config, type Judgment, type Reward } from "../core/index.js";
-import { makeTurn } from "../test/support/rows.js";
+import { makeJudgment, makeTurn, putJudgedTurns } from "../test/support/rows.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
 import { fallbackText, readStatus } from "./status.js";
 import { FakeEngine, fakeBackend, fakeModel } from "./testing/fake-backend.js";
@@ -42,21 +42,11 @@ async function freshDataDir(): Promise<void> {
 beforeEach(openDataDir);
 afterEach(closeDataDir);
 
-function judgment(i: number, score: Reward, hint: string | null = null): Judgment {
-  return {
-    id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score, method: "rules", votes: [], raw: [], hint,
-    nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-  };
-}
+const judgment = (i: number, score: Reward, hint: string | null = null): Judgment => makeJudgment(i, { score, hint });
 
 /** Judged turns whose token ids differ per turn, so the stand-in engine's updates depend on which turns a step saw. */
-async function addJudged(from: number, to: number, score: (i: number) => Reward = (i) => (i % 2 ? 1 : -1), hint: (i: number) => string | null = () => null) {
-  for (let i = from; i <= to; i++) {
-    writer.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
-    writer.put("judgments", judgment(i, score(i), hint(i)));
-  }
-  await writer.flush();
-}
+const addJudged = (from: number, to: number, score: (i: number) => Reward = (i) => (i % 2 ? 1 : -1), hint: (i: number) => string | null = () => null) =>
+  putJudgedTurns(writer, from, to, (i) => ({ score: score(i), hint: hint(i) }));
 
 function config(over: Partial<Config["train"]> = {}, adapters: Partial<Config["adapters"]> = {}): Config {
   return loadConfig({ env: {}, flags: { dataDir, train: { batchSize: 3, maxWaitSec: 60, pollMs: 30, lr: 0.1, ...over }, adapters } });

@@ -8,8 +8,8 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { appendPruned } from "../adapters/index.js";
-import { loadConfig, readTrainPause, resumeTraining, Store, type Config, type Judgment, type Reward } from "../core/index.js";
-import { makeTurn } from "../test/support/rows.js";
+import { loadConfig, readTrainPause, resumeTraining, Store, type Config } from "../core/index.js";
+import { putJudgedTurns } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
 import { switchboardTable as sharedSwitchboardTable } from "../test/support/switchboard-table.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
@@ -155,23 +155,12 @@ describe("train loop: pausing after rejections in a row", () => {
     };
   }
 
-  function judgment(i: number, score: Reward): Judgment {
-    return {
-      id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score, method: "rules", votes: [], raw: [], hint: null,
-      nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-    };
-  }
-
   let nextCall = 1;
   beforeEach(() => void (nextCall = 1));
   /** Two more judged turns: one step's batch. */
   async function addBatch(): Promise<void> {
-    for (const i of [nextCall, nextCall + 1]) {
-      writer.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
-      writer.put("judgments", judgment(i, i % 2 ? 1 : -1));
-    }
+    await putJudgedTurns(writer, nextCall, nextCall + 1);
     nextCall += 2;
-    await writer.flush();
   }
 
   function config(train: Partial<Config["train"]> = {}): Config {

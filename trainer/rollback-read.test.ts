@@ -10,8 +10,8 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { writeHead } from "../adapters/index.js";
-import { loadConfig, Store, type Judgment } from "../core/index.js";
-import { makeTurn } from "../test/support/rows.js";
+import { loadConfig, Store } from "../core/index.js";
+import { putJudgedTurns } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
 import { newHead, obeyedHeadFile } from "./lineage.js";
 import { startTrainLoop, type TrainLoop } from "./loop.js";
@@ -33,17 +33,7 @@ afterEach(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function addJudged(from: number, to: number): Promise<void> {
-  for (let i = from; i <= to; i++) {
-    writer.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
-    const j: Judgment = {
-      id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score: i % 2 ? 1 : -1, method: "rules", votes: [], raw: [], hint: null,
-      nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-    };
-    writer.put("judgments", j);
-  }
-  await writer.flush();
-}
+const addJudged = (from: number, to: number): Promise<void> => putJudgedTurns(writer, from, to);
 
 it("a rollback whose version cannot be read is tried again, not recorded as obeyed, and nothing grows from the abandoned version", async () => {
   const failures: string[] = [];

@@ -9,26 +9,19 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { loadConfig, silentLogger, Store, type AdapterVersion, type Judgment } from "../../core/index.js";
+import { loadConfig, silentLogger, Store, type AdapterVersion } from "../../core/index.js";
 import { startLoraServer } from "../../fixtures/servers/lora.js";
 import { startHotloadingSidecar } from "../../sidecar/hotload/index.js";
 import { startTrainLoop } from "../../trainer/loop.js";
 import { fakeBackend } from "../../trainer/testing/fake-backend.js";
 import { listVersions } from "../../trainer/versions.js";
-import { makeTurn } from "../support/rows.js";
+import { makeJudgment, makeTrainableTurn } from "../support/rows.js";
 import { until } from "../support/until.js";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
-
-function judgment(i: number): Judgment {
-  return {
-    id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score: i % 2 ? 1 : -1, method: "rules", votes: [], raw: [], hint: null,
-    nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
-  };
-}
 
 /** The stand-in backend, with adapter configs vLLM accepts, and a switch that breaks the probe's prediction. */
 function testBackend() {
@@ -66,12 +59,12 @@ describe("train loop with the hot-load switchboard", () => {
     // The turns first: the sidecar's store host writes `turns` once it runs; judgments come in
     // batches, so each step's samples are chosen by the test.
     const seed = await Store.open({ dataDir, writes: ["turns", "judgments"], flushIntervalMs: 50 });
-    for (let i = 1; i <= 6; i++) seed.put("turns", makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] }));
+    for (let i = 1; i <= 6; i++) seed.put("turns", makeTrainableTurn(i));
     await seed.close();
     const judge = await Store.open({ dataDir, writes: ["judgments"], flushIntervalMs: 50 });
     cleanup.push(() => judge.close());
     const judged = async (...ids: number[]) => {
-      for (const i of ids) judge.put("judgments", judgment(i));
+      for (const i of ids) judge.put("judgments", makeJudgment(i));
       await judge.flush();
     };
 

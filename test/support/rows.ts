@@ -1,5 +1,5 @@
 // Realistic rows for tests of any loop.
-import type { Turn } from "../../core/index.js";
+import type { Judgment, Store, Turn } from "../../core/index.js";
 
 /** A complete, valid turn (one model call) with index `i`. */
 export function makeTurn(i: number, over: Partial<Turn> = {}): Turn {
@@ -32,3 +32,26 @@ export function makeTurn(i: number, over: Partial<Turn> = {}): Turn {
   };
 }
 
+
+/** makeTurn(i) with token ids of its own, so that a stand-in engine's update depends on which turns a step saw. */
+export function makeTrainableTurn(i: number): Turn {
+  return makeTurn(i, { promptTokenIds: [1, 2, 100 + i], completionTokenIds: [200 + i, 300 + i] });
+}
+
+/** The judgment of makeTurn(i)'s call: by rules, +1 for an odd `i` and −1 for an even one unless `over` says. */
+export function makeJudgment(i: number, over: Partial<Judgment> = {}): Judgment {
+  return {
+    id: `call-${i}`, turnId: `call-${i}`, sessionId: "s1", score: i % 2 ? 1 : -1, method: "rules", votes: [], raw: [], hint: null,
+    nextStateIds: [], judgeModel: null, costTokens: 0, costMs: 0, createdAt: new Date().toISOString(),
+    ...over,
+  };
+}
+
+/** Judged trainable turns `from`..`to` through `writer` (a writer of turns and judgments), flushed. */
+export async function putJudgedTurns(writer: Pick<Store, "put" | "flush">, from: number, to: number, judgment: (i: number) => Partial<Judgment> = () => ({})): Promise<void> {
+  for (let i = from; i <= to; i++) {
+    writer.put("turns", makeTrainableTurn(i));
+    writer.put("judgments", makeJudgment(i, judgment(i)));
+  }
+  await writer.flush();
+}
