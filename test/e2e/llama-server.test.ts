@@ -151,9 +151,18 @@ async function detokenize(ids: number[]): Promise<string> {
   return (JSON.parse(r.text) as { content: string }).content;
 }
 
-/** Token ids and log-probs of a chat answer that asked for them itself (`logprobs.content[]`). */
-function idsOf(logprobs: Obj[]): { ids: number[]; lps: number[] } {
-  return { ids: logprobs.map((e) => e.id as number), lps: logprobs.map((e) => e.logprob as number) };
+/** A chat call straight to llama-server that asks for log-probs itself: its answer, and its entries' (`logprobs.content[]`) ids and log-probs. */
+async function askedForLogprobs(body: Obj = {}): Promise<{ own: Obj; ids: number[]; lps: number[] }> {
+  const own = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ ...body, logprobs: true, top_logprobs: 1 }))).text) as Obj;
+  const entries = own.choices[0].logprobs.content as Obj[];
+  return { own, ids: entries.map((e) => e.id as number), lps: entries.map((e) => e.logprob as number) };
+}
+
+/** The recorded ids and log-probs are those a client asking for them itself gets. */
+async function expectAsAskedFor(ids: number[], lps: number[]): Promise<void> {
+  const ref = await askedForLogprobs();
+  expect(ids).toEqual(ref.ids);
+  lps.forEach((lp, i) => expect(lp).toBeCloseTo(ref.lps[i]!, 5));
 }
 
 // --- the sidecar in front of llama-server ---------------------------------------------------
@@ -186,10 +195,7 @@ describe("the sidecar in front of a real llama-server", () => {
     expect(turn.completionLogprobs).toHaveLength(ids.length);
     expect(await detokenize(ids)).toBe(content);
     // The same call asking for log-probs itself: the same tokens and values.
-    const own = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ logprobs: true, top_logprobs: 1 }))).text) as Obj;
-    const ref = idsOf(own.choices[0].logprobs.content as Obj[]);
-    expect(ids).toEqual(ref.ids);
-    turn.completionLogprobs!.forEach((lp, i) => expect(lp).toBeCloseTo(ref.lps[i]!, 5));
+    await expectAsAskedFor(ids, turn.completionLogprobs!);
     expect(turn.completionLogprobs!.every((lp) => lp <= 0)).toBe(true);
   });
 
@@ -216,10 +222,7 @@ describe("the sidecar in front of a real llama-server", () => {
     expect(ids).not.toBeNull();
     expect(turn.completionLogprobs).toHaveLength(ids.length);
     expect(await detokenize(ids)).toBe(content);
-    const own = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ logprobs: true, top_logprobs: 1 }))).text) as Obj;
-    const ref = idsOf(own.choices[0].logprobs.content as Obj[]);
-    expect(ids).toEqual(ref.ids);
-    turn.completionLogprobs!.forEach((lp, i) => expect(lp).toBeCloseTo(ref.lps[i]!, 5));
+    await expectAsAskedFor(ids, turn.completionLogprobs!);
   });
 
   it("an answer that ends by the end-of-turn token: non-streamed ids include it, streamed ones cannot (llama-server sends no entry for it)", async () => {
@@ -231,8 +234,7 @@ describe("the sidecar in front of a real llama-server", () => {
       const turn = await turnOf(h);
       expect(turn.response?.finishReason).toBe("stop");
       const content = turn.response!.content;
-      const own = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ ...short, logprobs: true, top_logprobs: 1 }))).text) as Obj;
-      const ref = idsOf(own.choices[0].logprobs.content as Obj[]);
+      const { own, ...ref } = await askedForLogprobs(short);
       expect(ref.ids.at(-1)).toBe(EOS);
       expect(own.usage.completion_tokens).toBe(ref.ids.length);
       // Streamed, the end-of-turn token adds no text, so llama-server sends no log-prob for it.
@@ -243,8 +245,7 @@ describe("the sidecar in front of a real llama-server", () => {
 
   it("an answer whose characters span several tokens is recorded without ids: llama-server's entries do not spell it", async () => {
     const emoji = { messages: [{ role: "user", content: "Write three emojis about the sun." }], max_tokens: 12 };
-    const own = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ ...emoji, logprobs: true, top_logprobs: 1 }))).text) as Obj;
-    const entries = idsOf(own.choices[0].logprobs.content as Obj[]);
+    const { own, ...entries } = await askedForLogprobs(emoji);
     // One entry per completed character, with only its last token's id.
     expect(entries.ids.length).toBeLessThan(own.usage.completion_tokens as number);
     expect(await detokenize(entries.ids)).not.toBe(own.choices[0].message.content);
@@ -448,9 +449,8 @@ describe("the llamacpp adapter driver against a real llama-server", () => {
   const lora = () => get<Obj[]>(`${server.url}/lora-adapters`);
   /** Log-probs of the greedy answer under the server's current adapters, or with `scale` for adapter 0 on this request only. */
   const answer = async (scale?: number) => {
-    const extra = scale === undefined ? {} : { lora: [{ id: 0, scale }] };
-    const r = JSON.parse((await post(server.url, "/v1/chat/completions", chatBody({ logprobs: true, top_logprobs: 1, ...extra }))).text) as Obj;
-    return idsOf(r.choices[0].logprobs.content as Obj[]);
+    const { ids, lps } = await askedForLogprobs(scale === undefined ? {} : { lora: [{ id: 0, scale }] });
+    return { ids, lps };
   };
 
   it("sees the adapter llama-server started with, and that it is applied", async () => {
