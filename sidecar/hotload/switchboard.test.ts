@@ -112,6 +112,24 @@ async function restartOn(port: number, opts: Parameters<typeof startLoraServer>[
   }
 }
 
+/**
+ * A sidecar that made v000002 live and pinned it, then stopped with its model server: the data
+ * directory a restart starts from.
+ */
+async function stoppedWithV2Pinned(): Promise<{ dataDir: string; adapters: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
+  cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const server = await startLoraServer({ kind: "vllm", model: "base-m" });
+  const a = await startRig({ dataDir, server });
+  writeVersion(a.adapters, 1);
+  writeVersion(a.adapters, 2);
+  await a.waitLive("v000002");
+  expect((await a.api("/clawloop/v1/adapters/pin", { version: "v000002" })).status).toBe(200);
+  await a.sc.close();
+  await server.close();
+  return { dataDir, adapters: a.adapters };
+}
+
 async function rows(r: Rig): Promise<Map<string, AdapterVersion>> {
   const listing = (await r.api("/clawloop/v1/adapters")).json as { versions: AdapterVersion[] };
   return new Map(listing.versions.map((v) => [v.id, v]));
@@ -222,16 +240,7 @@ describe("hot-load switchboard (scripted vLLM)", () => {
   });
 
   it("re-loads the live version after a restart (of the sidecar, and of the model server)", async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
-    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
-    const a = await startRig({ dataDir, server });
-    writeVersion(a.adapters, 1);
-    writeVersion(a.adapters, 2);
-    await a.waitLive("v000002");
-    await a.api("/clawloop/v1/adapters/pin", { version: "v000002" });
-    await a.sc.close();
-    await server.close();
+    const { dataDir } = await stoppedWithV2Pinned();
     // A fresh model server (nothing loaded) and a fresh sidecar on the same data directory.
     const server2 = await startLoraServer({ kind: "vllm", model: "base-m" });
     cleanup.push(() => server2.close());
@@ -461,16 +470,8 @@ describe("hot-load switchboard: a lineage started over under the same names", ()
 // trainer (which reads rejections as verdicts) sees no rejection.
 describe("hot-load switchboard: the live version's directory gone at a restart", () => {
   it("retires (not rejects) and unpins it; the trainer counts no rejection; newer versions go live", async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-hotload-"));
-    cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-    const server = await startLoraServer({ kind: "vllm", model: "base-m" });
-    const a = await startRig({ dataDir, server });
-    writeVersion(a.adapters, 1);
-    writeVersion(a.adapters, 2);
-    await a.waitLive("v000002");
-    expect((await a.api("/clawloop/v1/adapters/pin", { version: "v000002" })).status).toBe(200);
-    await a.sc.close();
-    await server.close();
+    const a = await stoppedWithV2Pinned();
+    const { dataDir } = a;
     // Pruned as retention prunes (recorded first, then the directory goes), so the trainer's
     // reject-pause would count a rejection of it.
     const v2 = path.join(a.adapters, "v000002");
