@@ -15,6 +15,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
+import { family } from "./processes.js";
 import { benchTempDir, removeBenchTempDir, writesInto } from "./temp-dirs.js";
 
 export interface InferenceSectionOptions {
@@ -45,19 +46,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-/** The sidecar and its store process. */
-function family(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      for (const k of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) out.push(Number(k));
-    }
-  } catch {
-    // no children file
-  }
-  return out;
 }
 
 function rssMb(pid: number): number {

@@ -33,6 +33,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
 import { inferenceSection } from "./proxy-inference.js";
+import { family } from "./processes.js";
 import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
 import { benchTempDir, removeBenchTempDir, sweepStaleBenchDirs, writesInto } from "./temp-dirs.js";
 
@@ -134,20 +135,6 @@ function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / TICK;
-}
-
-/** The sidecar and the processes it started (its store). */
-function family(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
-      for (const k of kids.split(/\s+/).filter(Boolean)) out.push(Number(k));
-    }
-  } catch {
-    // No /proc children file: count the sidecar alone.
-  }
-  return out;
 }
 
 interface Mem {

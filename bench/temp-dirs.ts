@@ -8,6 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { family } from "./processes.js";
 
 /** The file in each directory that names the bench process that made it. */
 export const OWNER_FILE = ".clawloop-bench-owner";
@@ -41,22 +42,6 @@ function running(owner: Owner): boolean {
   } catch {
     return false;
   }
-}
-
-/** `pid` and every process under it, parents first (read before any is killed: orphans change parent). */
-function family(pid: number): number[] {
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) {
-    try {
-      for (const tid of fs.readdirSync(`/proc/${out[i]}/task`)) {
-        const kids = fs.readFileSync(`/proc/${out[i]}/task/${tid}/children`, "utf8").trim();
-        if (kids) out.push(...kids.split(/\s+/).map(Number));
-      }
-    } catch {
-      // ended meanwhile
-    }
-  }
-  return out;
 }
 
 function gone(pid: number): boolean {
