@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger, Store } from "../core/index.js";
+import { storeChildren } from "../test/support/store-processes.js";
 import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { openRecordStore, recordTables, TurnWriter, type RecordStore } from "./record-store.js";
 import { CachedMasker } from "./turns.js";
@@ -36,11 +37,8 @@ describe("RemoteRecordStore and its journal", () => {
 
   it("runs the store process at a lower CPU priority than the proxy, by hostNice", async () => {
     await store(undefined, 5);
-    // The store host is this process's child running store-worker (Linux /proc, as in CI).
-    const kids = fs
-      .readdirSync(`/proc/${process.pid}/task`)
-      .flatMap((t) => fs.readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean));
-    const host = kids.find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("store-worker"));
+    // The store host is this process's child running store-worker.
+    const [host] = storeChildren();
     expect(host, "no store-worker child process").toBeDefined();
     expect(os.getPriority(Number(host))).toBe(Math.min(19, os.getPriority() + 5));
   });

@@ -17,6 +17,7 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger, Store, type Logger, type Turn } from "../core/index.js";
 import { chatBody, post, rigsClosedAfterEach, tagged, waitFor } from "../test/e2e/sidecar-helpers.js";
+import { storeChildren } from "../test/support/store-processes.js";
 import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { EventLinker } from "./linker.js";
 import { SidecarMetrics } from "./metrics.js";
@@ -90,20 +91,6 @@ async function seqs(store: Pick<RecordStore, "listFields">, session: string): Pr
   return rows.map((r): [string, number] => [r.id, r.seq]).sort((a, b) => a[1] - b[1]);
 }
 
-/** The store-worker processes among this process's children (Linux /proc, as in CI). */
-function storeChildren(): number[] {
-  const out: number[] = [];
-  for (const t of fs.readdirSync(`/proc/${process.pid}/task`)) {
-    for (const kid of fs.readFileSync(`/proc/${process.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) {
-      try {
-        if (fs.readFileSync(`/proc/${kid}/cmdline`, "utf8").includes("store-worker")) out.push(Number(kid));
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-  }
-  return out;
-}
 
 describe("TurnWriter", () => {
   it("keeps the seq of a job without its place that comes again after it was written (not numbered after itself)", async () => {

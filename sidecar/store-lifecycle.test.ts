@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../core/index.js";
+import { storeChildren } from "../test/support/store-processes.js";
 import { makeTurnJob } from "../test/support/turn-jobs.js";
 import { openRecordStore, STORE_DATA_ENV, type RecordStore, type RecordStoreOptions, type StoreMessage, type StoreWorkerData } from "./record-store.js";
 
@@ -52,32 +53,6 @@ function gone(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** The store-worker processes among a process's children (Linux /proc, as in CI). */
-function storeChildren(pid: number): number[] {
-  let tasks: string[];
-  try {
-    tasks = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return [];
-  }
-  return tasks
-    .flatMap((t) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
-      } catch {
-        return [];
-      }
-    })
-    .map(Number)
-    .filter((child) => {
-      try {
-        return fs.readFileSync(`/proc/${child}/cmdline`, "utf8").includes("store-worker");
-      } catch {
-        return false;
-      }
-    });
 }
 
 async function until<T>(what: string, probe: () => T | undefined | false, ms = 60_000): Promise<T> {
