@@ -26,7 +26,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { LoraAdapter } from "../adapters/index.js";
 import { createLogger, dataPaths, giveMemoryBackSettled, readTrainPause, Store, type Config, type Logger, type TrainStep } from "../core/index.js";
-import { readPruned, TARGET_MODULES } from "../adapters/index.js";
+import { TARGET_MODULES, type PrunedVersion } from "../adapters/index.js";
 import { modelSourceOf, wantsGguf, type LoraShape, type TrainBackend } from "./backend.js";
 import { decideBatch, ReadyClock } from "./batching.js";
 import type { Optimizer, TrainEngine } from "./compute.js";
@@ -42,7 +42,7 @@ import { newStatus, writeStatus, type Fallback, type TrainStatus, type WeightsSt
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
 import { NO_VERDICTS, readVerdictsOr, untrustedVersions, type Verdicts } from "./verdicts.js";
-import { listVersions, removeTemporaries, trainedCounts, versionName, writeAdapterDir, type VersionEntry } from "./versions.js";
+import { listAdapters, removeTemporaries, trainedCounts, versionName, writeAdapterDir, type AdaptersListing, type ListingReaders, type VersionEntry } from "./versions.js";
 
 export interface TrainLoopOptions {
   /** Defaults to the real engine, model loader and adapter formats. */
@@ -55,6 +55,8 @@ export interface TrainLoopOptions {
   onStep?: (step: TrainStep) => void;
   /** Test seam: how the adapters directory is listed (default listVersions), e.g. to count listings. */
   listVersions?: (adaptersDir: string) => VersionEntry[];
+  /** Test seam: how PRUNED.jsonl is read (default readPruned), e.g. to count reads. */
+  readPruned?: (adaptersDir: string) => Map<string, PrunedVersion>;
 }
 
 export interface TrainLoop {
@@ -166,7 +168,7 @@ class ContinuousTrainer implements TrainLoop {
   private current: TrainStatus;
   private readonly settings: StepSettings;
   private readonly retention: Retention;
-  private readonly listVersions: (adaptersDir: string) => VersionEntry[];
+  private readonly readers: ListingReaders;
 
   constructor(
     private readonly config: Config,
@@ -179,7 +181,7 @@ class ContinuousTrainer implements TrainLoop {
     private readonly opts: TrainLoopOptions,
   ) {
     const t = config.train;
-    this.listVersions = opts.listVersions ?? listVersions;
+    this.readers = { listVersions: opts.listVersions, readPruned: opts.readPruned };
     this.shape = { rank: t.rank, alpha: t.alpha, targets: [...t.targets] };
     this.settings = stepSettings(config);
     this.sampleSource = new StoreSampleSource(store, { mode: t.mode, tokenizer: model.tokenizer, maxTokens: t.maxTokens, vocabSize: model.config.vocabSize });
@@ -202,19 +204,20 @@ class ContinuousTrainer implements TrainLoop {
    * Finds the version to continue from (the newest, or as HEAD.json and the switchboard's verdicts
    * say: trainer/lineage.ts), or none (a fresh adapter), and checks it was trained on this base
    * model. Its weights and optimizer state are read before the next step (prepare), or here for a
-   * rollback. `verdicts` and `versions` (the adapters directory's listing): as just read (otherwise
-   * read here).
+   * rollback. `verdicts` and `listing` (the adapters directory and its PRUNED.jsonl): as just read
+   * (otherwise read here).
    */
-  async resume(verdicts?: Verdicts, listed?: VersionEntry[]): Promise<void> {
+  async resume(verdicts?: Verdicts, listed?: AdaptersListing): Promise<void> {
     fs.mkdirSync(this.adaptersDir, { recursive: true });
     const removed = removeTemporaries(this.adaptersDir);
     if (removed.length) this.logger.info({ removed }, "removed interrupted version writes");
     // Temporaries are not versions (listVersions passes them over): a listing made before is still the directory's.
-    const versions = listed ?? this.listVersions(this.adaptersDir);
-    verdicts ??= await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, versions);
+    const listing = listed ?? this.listAdapters();
+    const { versions } = listing;
+    verdicts ??= await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, listing);
     // Versions deleted by retention still count: their samples are done, their numbers taken.
     const present = new Set(versions.map((v) => v.name));
-    const pruned = new Map([...readPruned(this.adaptersDir)].filter(([name]) => !present.has(name)));
+    const pruned = new Map([...listing.pruned()].filter(([name]) => !present.has(name)));
     // Samples of versions abandoned by a rollback count as used: the rollback undid what they
     // taught on purpose, and training on them again would likely teach it again. So do those of
     // versions abandoned after a rejection: the samples may be what broke the step, and training
@@ -284,16 +287,16 @@ class ContinuousTrainer implements TrainLoop {
    * the model server down), and the switchboard only ever checks the newest version, so the ones it
    * overtakes get none. Waiting would stall training in all of these; going on costs at most the
    * steps made on a version before its rejection is seen (abandoned then, like the rejected one).
-   * `versions`: the adapters directory as listed for this step.
+   * `listing`: the adapters directory as read for this step.
    */
-  private async followRejections(versions: VersionEntry[]): Promise<boolean> {
-    const verdicts = await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, versions);
+  private async followRejections(listing: AdaptersListing): Promise<boolean> {
+    const verdicts = await readVerdictsOr(this.store, this.adaptersDir, this.verdicts, this.logger, listing);
     // Only a new rejection can take trust away (an acceptance only adds it).
     const news = [...verdicts.rejected.keys()].some((name) => !this.verdicts.rejected.has(name));
     if (news && this.latest) {
-      const untrusted = untrustedVersions(lineageLinks(versions, readPruned(this.adaptersDir)), verdicts);
+      const untrusted = untrustedVersions(lineageLinks(listing.versions, listing.pruned()), verdicts);
       if (untrusted.has(this.latest.name)) {
-        await this.resume(verdicts, versions);
+        await this.resume(verdicts, listing);
         return true;
       }
     }
@@ -302,9 +305,14 @@ class ContinuousTrainer implements TrainLoop {
   }
 
   /** Pauses training when the switchboard rejected the last train.pauseAfterRejections versions (trainer/reject-pause.ts). */
-  private pauseOnRejections(versions: VersionEntry[]): boolean {
+  private pauseOnRejections(listing: AdaptersListing): boolean {
     const ctx = { dataDir: this.config.dataDir, adaptersDir: this.adaptersDir, stateDir: this.state.dir, pauseAfter: this.config.train.pauseAfterRejections, logger: this.logger };
-    return pauseOnRejections(ctx, this.verdicts, versions) !== null;
+    return pauseOnRejections(ctx, this.verdicts, listing) !== null;
+  }
+
+  /** The adapters directory and its PRUNED.jsonl, each read (at most) once for the checks of one step. */
+  private listAdapters(): AdaptersListing {
+    return listAdapters(this.adaptersDir, this.readers);
   }
 
   /** Old versions and optimizer states go (trainer/retention.ts); never throws. */
@@ -477,12 +485,12 @@ class ContinuousTrainer implements TrainLoop {
           // (A head that resume() could not follow — it names no version — stays new: not again.)
           const late = newHead(this.adaptersDir, this.state.dir);
           if (late && !(head && late.seq === head.seq && late.version === head.version)) continue;
-          // The adapters directory, listed once for the checks below (each used to list it again).
-          const versions = this.listVersions(this.adaptersDir);
+          // The adapters directory and PRUNED.jsonl, read once for the checks below (each used to read them again).
+          const listing = this.listAdapters();
           // A version the switchboard rejected: do not grow it (or what was built on it) further.
-          if (await this.followRejections(versions)) continue;
+          if (await this.followRejections(listing)) continue;
           // Rejected again and again: stop spending samples on versions that are not served, and say why.
-          if (this.pauseOnRejections(versions)) continue;
+          if (this.pauseOnRejections(listing)) continue;
           // A sample that was in a failed step is retried alone, so only the culprit of a failing
           // batch is ever set aside; the others train in batches without it.
           const failed = decision.batch.filter((r) => fails(r.sample.id) > 0);

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { appendPruned } from "../adapters/index.js";
+import { appendPruned, readPruned } from "../adapters/index.js";
 import { loadConfig, readTrainPause, resumeTraining, Store, type Config } from "../core/index.js";
 import { putJudgedTurns } from "../test/support/rows.js";
 import { until } from "../test/support/until.js";
@@ -271,14 +271,19 @@ describe("train loop: pausing after rejections in a row", () => {
     expect(await pausedWithBatchWaiting()).toBe(reasonFor(["v000004", "v000005", "v000007"]));
   });
 
-  it("a due step lists the adapters directory once, for the verdicts, the fall back and the pause together", async () => {
+  it("a due step lists the adapters directory and reads PRUNED.jsonl once, for the verdicts, the fall back and the pause together", async () => {
     let listings = 0;
+    let prunedReads = 0;
     const counted = (dir: string) => {
       listings++;
       return listVersions(dir);
     };
+    const countedPruned = (dir: string) => {
+      prunedReads++;
+      return readPruned(dir);
+    };
     const logger = pino({ level: "silent" });
-    loops.push(await startTrainLoop(config(), { backend: fakeBackend(), model: "/models/fake.gguf", logger, listVersions: counted }));
+    loops.push(await startTrainLoop(config(), { backend: fakeBackend(), model: "/models/fake.gguf", logger, listVersions: counted, readPruned: countedPruned }));
     await step("v000001");
     await table.live("v000001");
     for (const name of ["v000002", "v000003", "v000004"]) {
@@ -287,10 +292,13 @@ describe("train loop: pausing after rejections in a row", () => {
     }
     // The next batch is due twice: once to fall back from the rejected v000004 (verdicts read, the
     // lineage checked, resumed from v000001), once to pause (3 rejections in a row). Each used to
-    // list the directory for every one of those; now each lists it once.
+    // list the directory and read PRUNED.jsonl for every one of those (5 listings, 5 reads: the
+    // verdicts, the lineage and the resume, then the verdicts and the pause); now each does both once.
     listings = 0;
+    prunedReads = 0;
     await pausedWithBatchWaiting();
     expect(listings).toBe(2);
+    expect(prunedReads).toBe(2);
   });
 
   it("train.pauseAfterRejections 0 never pauses; the default (3) then pauses on the same verdicts", async () => {

@@ -27,10 +27,9 @@
 // a crash between the two costs at most one more pause for the same run, never a missed one.
 import fs from "node:fs";
 import path from "node:path";
-import { readPruned } from "../adapters/index.js";
 import { pauseTraining, type Logger, type TrainPause } from "../core/index.js";
 import type { Verdicts } from "./verdicts.js";
-import { listVersions, versionName, writeFileAtomic, type VersionEntry } from "./versions.js";
+import { listAdapters, versionName, writeFileAtomic, type AdaptersListing } from "./versions.js";
 
 export interface Rejection {
   version: string;
@@ -110,12 +109,13 @@ export interface RejectPauseContext {
 /**
  * Pauses training when the last `pauseAfter` verdicts on this trainer's versions (not yet counted at an
  * earlier pause) are all rejections, and returns the pause; null otherwise. `verdicts`: as just read;
- * `versions`: the adapters directory as just listed (listVersions; listed here when not given).
+ * `listing`: the adapters directory as read for this step (listAdapters; read here when not given).
  */
-export function pauseOnRejections(ctx: RejectPauseContext, verdicts: Verdicts, versions?: readonly VersionEntry[]): TrainPause | null {
+export function pauseOnRejections(ctx: RejectPauseContext, verdicts: Verdicts, listing?: AdaptersListing): TrainPause | null {
   // Cheap way out before touching the disk: most steps see no (or too few) rejections.
   if (ctx.pauseAfter <= 0 || verdicts.rejected.size < ctx.pauseAfter) return null;
-  const names = [...(versions ?? listVersions(ctx.adaptersDir)).map((v) => v.name), ...readPruned(ctx.adaptersDir).keys()];
+  const { versions, pruned } = listing ?? listAdapters(ctx.adaptersDir);
+  const names = [...versions.map((v) => v.name), ...pruned().keys()];
   const newest = names.reduce((n, name) => Math.max(n, Number(name.slice(1))), 0);
   let memory = readRejectPauseMemory(ctx.stateDir, ctx.logger);
   if (memory && memory.countedThrough > newest) {

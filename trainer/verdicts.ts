@@ -20,9 +20,9 @@
 // a base-model change, the data kept) numbers from v000001 again, and the old rows under those names
 // say nothing about the new versions. Rows naming a version the directory does not know (neither on
 // disk nor pruned) are kept: nothing says they are stale, and only the directory's versions are looked up.
-import { readPruned, sameVersion, type VersionIdentity } from "../adapters/index.js";
+import { sameVersion, type VersionIdentity } from "../adapters/index.js";
 import type { Logger, Store } from "../core/index.js";
-import { listVersions, type VersionEntry } from "./versions.js";
+import { listAdapters, type AdaptersListing } from "./versions.js";
 
 export interface Verdicts {
   /** Rejected versions and the switchboard's reason. */
@@ -41,14 +41,14 @@ export interface LineageLink {
 
 /**
  * The verdicts in the `adapters` table on the versions in `adaptersDir` (none when the table does
- * not exist yet). Throws when it cannot be read. `versions`: the directory as just listed
- * (listVersions), so that one due step lists it once; listed here when not given.
+ * not exist yet). Throws when it cannot be read. `listing`: the directory as read for this step
+ * (listAdapters), so that one due step lists it and reads PRUNED.jsonl once; read here when not given.
  */
-export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir: string, versions?: readonly VersionEntry[]): Promise<Verdicts> {
+export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir: string, listing?: AdaptersListing): Promise<Verdicts> {
   const rows = await store.listFields("adapters", ["status", "statusReason", "liveAt", "manifest"], { sql: "status = 'rejected' OR live_at IS NOT NULL" });
   const rejected = new Map<string, string>();
   const accepted = new Set<string>();
-  const written = rows.length ? writtenVersions(adaptersDir, versions ?? listVersions(adaptersDir)) : new Map<string, VersionIdentity>();
+  const written = rows.length ? writtenVersions(listing ?? listAdapters(adaptersDir)) : new Map<string, VersionIdentity>();
   for (const r of rows) {
     const here = written.get(r.id);
     if (here && r.manifest && !sameVersion(r.manifest, here)) continue; // a stale row: another version under this name
@@ -59,9 +59,9 @@ export async function readVerdicts(store: Pick<Store, "listFields">, adaptersDir
 }
 
 /** The versions this adapters directory has written, on disk or deleted by retention, by name. */
-function writtenVersions(adaptersDir: string, versions: readonly VersionEntry[]): Map<string, VersionIdentity> {
-  const out = new Map<string, VersionIdentity>(readPruned(adaptersDir));
-  for (const v of versions) out.set(v.name, v.manifest);
+function writtenVersions(listing: AdaptersListing): Map<string, VersionIdentity> {
+  const out = new Map<string, VersionIdentity>(listing.pruned());
+  for (const v of listing.versions) out.set(v.name, v.manifest);
   return out;
 }
 
@@ -74,10 +74,10 @@ export async function readVerdictsOr(
   adaptersDir: string,
   previous: Verdicts,
   logger: Logger,
-  versions?: readonly VersionEntry[],
+  listing?: AdaptersListing,
 ): Promise<Verdicts> {
   try {
-    return await readVerdicts(store, adaptersDir, versions);
+    return await readVerdicts(store, adaptersDir, listing);
   } catch (err) {
     logger.warn({ err: (err as Error).message }, "could not read the switchboard's verdicts (adapters table); going on with the last ones read");
     return previous;

@@ -5,6 +5,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { readPruned, type PrunedVersion } from "../adapters/index.js";
 import type { AdapterManifest } from "../core/index.js";
 
 const VERSION_DIR = /^v(\d{6})$/;
@@ -40,6 +41,28 @@ export function listVersions(root: string): VersionEntry[] {
     if (manifest) out.push({ version: Number(m[1]), name, dir, manifest });
   }
   return out.sort((a, b) => a.version - b.version);
+}
+
+/**
+ * The adapters directory as read for one due training step: its versions, listed once, and its
+ * record of versions deleted by retention (PRUNED.jsonl), read once on first use (many steps need
+ * it not at all). The verdicts, the lineage and the reject-pause check all take it from here.
+ */
+export interface AdaptersListing {
+  readonly versions: VersionEntry[];
+  pruned(): ReadonlyMap<string, PrunedVersion>;
+}
+
+/** How a listing reads the directory: the defaults, or a test's seam (to count reads). */
+export interface ListingReaders {
+  listVersions?: (adaptersDir: string) => VersionEntry[];
+  readPruned?: (adaptersDir: string) => Map<string, PrunedVersion>;
+}
+
+export function listAdapters(adaptersDir: string, readers: ListingReaders = {}): AdaptersListing {
+  const versions = (readers.listVersions ?? listVersions)(adaptersDir);
+  let pruned: Map<string, PrunedVersion> | undefined;
+  return { versions, pruned: () => (pruned ??= (readers.readPruned ?? readPruned)(adaptersDir)) };
 }
 
 export function readManifest(dir: string): AdapterManifest | null {
