@@ -3,7 +3,7 @@ export { startTrainLoop, defaultBackend, stepSettings, type TrainLoop, type Trai
 export { trainOffline, offlineBatches, type OfflineOptions, type OfflineResult } from "./offline.js";
 export { exportSamples, type ExportResult } from "./export.js";
 export { parseSampleLines, sampleLine, sampleLineSchema, type SampleLine, type LineError } from "./jsonl.js";
-export { fallbackText, readStatus, statusFile, weightsText, type Fallback, type TrainStatus, type WeightsStatus } from "./status.js";
+export { fallbackOf, fallbackText, readStatus, statusFile, weightsText, type Fallback, type TrainStatus, type WeightsStatus } from "./status.js";
 export { createProgress, progressLine, sparkline, type Progress } from "./progress.js";
 export { listVersions, readManifest, verifyAdapterDir, versionName, type VersionEntry } from "./versions.js";
 export { buildSample, type SkipReason, type Exchange } from "./samples.js";

@@ -678,6 +678,8 @@ describe("train loop: the fall back from a rejected version in the status file",
     const fallback = readStatus(dataDir)?.fallback;
     expect(fallback).toMatchObject({ grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: REJECTED }] });
     expect(fallbackText(fallback!)).toBe(`grew from v000001 after v000002 was rejected (${REJECTED}); passed over v000003, built on it`);
+    // The line is written with the facts, for readers that cannot import fallbackText (the dashboard).
+    expect(fallback!.text).toBe(fallbackText(fallback!));
     // The next step, on v000004 (trusted), keeps the latest fall back in the status.
     await addJudged(9, 10);
     await until("v000005", () => readStatus(dataDir)?.version === "v000005");

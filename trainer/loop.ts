@@ -38,7 +38,7 @@ import { makeProbe, PROBE_FILE } from "./probe.js";
 import { pauseOnRejections } from "./reject-pause.js";
 import type { Progress } from "./progress.js";
 import { StoreSampleSource, type ReadySample } from "./source.js";
-import { newStatus, writeStatus, type Fallback, type TrainStatus, type WeightsStatus } from "./status.js";
+import { fallbackOf, newStatus, writeStatus, type Fallback, type TrainStatus, type WeightsStatus } from "./status.js";
 import { TrainerState } from "./state.js";
 import { trainOnBatch, type StepSettings } from "./step.js";
 import { NO_VERDICTS, readVerdictsOr, untrustedVersions, type Verdicts } from "./verdicts.js";
@@ -230,7 +230,7 @@ class ContinuousTrainer implements TrainLoop {
     let fallback: Fallback | undefined;
     if (passedOver) {
       const from = tip?.name ?? null;
-      fallback = { grewFrom: from, passedOver: passedOver.version, rejected: passedOver.rejected, at: new Date().toISOString() };
+      fallback = fallbackOf({ grewFrom: from, passedOver: passedOver.version, rejected: passedOver.rejected, at: new Date().toISOString() });
       const why = passedOver.rejected.map((r) => `${r.version} was rejected by the switchboard (${r.reason})`).join("; ");
       this.logger.warn(
         { passedOver: passedOver.version, rejected: passedOver.rejected, abandoned: passedOver.abandoned, continuingFrom: from },

@@ -55,6 +55,12 @@ export interface Fallback {
   /** The rejected versions that made it untrusted, and the switchboard's reasons. */
   rejected: { version: string; reason: string }[];
   at: string;
+  /**
+   * fallbackText of the facts above, written with them so that readers that cannot import this
+   * module (the dashboard's static page) show the same line as `clawloop status`. Absent in files
+   * of older trainers.
+   */
+  text?: string;
 }
 
 export interface WeightsStatus {
@@ -72,11 +78,16 @@ export function weightsText(w: WeightsStatus): string {
 }
 
 /** "grew from v000001 after v000002 was rejected (reason)", for status lines. */
-export function fallbackText(f: Fallback): string {
+export function fallbackText(f: Omit<Fallback, "text">): string {
   const from = f.grewFrom ? `grew from ${f.grewFrom}` : "started a fresh adapter";
   const why = f.rejected.map((r) => `${r.version} was rejected (${r.reason})`).join(" and ");
   const over = f.rejected.some((r) => r.version === f.passedOver) ? "" : `; passed over ${f.passedOver}, built on it`;
   return `${from} after ${why}${over}`;
+}
+
+/** A fall back as the status file carries it: the facts and their line (fallbackText). */
+export function fallbackOf(facts: Omit<Fallback, "text">): Fallback {
+  return { ...facts, text: fallbackText(facts) };
 }
 
 export function newStatus(mode: TrainMode, model: string | null): TrainStatus {

@@ -8,6 +8,7 @@ import { dashboardUrl, findDashboardLink } from "../../cli/commands/dashboard.js
 import { localUrl, upFile } from "../../cli/up-file.js";
 import { loadConfig } from "../../core/index.js";
 import { dashboardLink } from "../../sidecar/index.js";
+import { fallbackOf } from "../../trainer/index.js";
 import { seedDataDir, type Seeded } from "./dashboard-seed.js";
 import { removeTmpDirs, rig, tmpDir, type Rig } from "./sidecar-helpers.js";
 
@@ -229,7 +230,7 @@ describe("read endpoints", () => {
     const file = `${r.dataDir}/loops/train.json`;
     const good = fs.readFileSync(file, "utf8");
     const weights = { state: "not loaded", since: new Date().toISOString(), rssMb: 161 };
-    const fallback = { grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "failed its check" }], at: new Date().toISOString() };
+    const fallback = fallbackOf({ grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "failed its check" }], at: new Date().toISOString() });
     // A running trainer (this process) that paused itself: the pause flag is what counts.
     fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(good), pid: process.pid, state: "paused", weights, fallback }));
     pauseTraining(r.dataDir, "trainer", "3 versions in a row were rejected");
@@ -238,6 +239,8 @@ describe("read endpoints", () => {
       expect(v.train.state).toBe("running");
       expect(v.train.status.weights).toEqual(weights);
       expect(v.train.status.fallback).toEqual(fallback);
+      // The line the page shows, as `clawloop status` prints it.
+      expect(v.train.status.fallback.text).toBe("grew from v000001 after v000002 was rejected (failed its check); passed over v000003, built on it");
       expect(v.train.paused).toMatchObject({ by: "trainer", reason: "3 versions in a row were rejected" });
       resumeTraining(r.dataDir);
       expect((await json("/clawloop/v1/loops")).train.paused).toBeNull();

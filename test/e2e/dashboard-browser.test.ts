@@ -10,6 +10,7 @@ import fs from "node:fs";
 import { loadConfig, pauseTraining, resumeTraining, silentLogger, Store } from "../../core/index.js";
 import { startLoraServer, type LoraServer } from "../../fixtures/servers/lora.js";
 import { dashboardLink } from "../../sidecar/index.js";
+import { fallbackOf } from "../../trainer/index.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "../../sidecar/hotload/index.js";
 import { writeVersion } from "../support/adapter-versions.js";
 import { artifactPath, launchChromium } from "../support/browser.js";
@@ -214,10 +215,12 @@ describe("dashboard in Chromium", () => {
     const file = `${dataDir}/loops/train.json`;
     const good = fs.readFileSync(file, "utf8");
     const at = new Date().toISOString();
-    const write = (weights: unknown) =>
+    const facts = { grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "log-prob check failed" }], at };
+    // As the trainer writes it: the facts and their line (fallbackOf); `line: false`, as an older trainer did (the facts only).
+    const write = (weights: unknown, line = true) =>
       fs.writeFileSync(file, JSON.stringify({
         ...JSON.parse(good), pid: process.pid, state: "paused", updatedAt: new Date().toISOString(), weights,
-        fallback: { grewFrom: "v000001", passedOver: "v000003", rejected: [{ version: "v000002", reason: "log-prob check failed" }], at },
+        fallback: line ? fallbackOf(facts) : facts,
       }));
     const card = page.locator(".loop[data-loop=train]");
     try {
@@ -229,6 +232,9 @@ describe("dashboard in Chromium", () => {
       expect(text).toMatch(/Paused\s+by trainer — the sidecar rejected the last 3 adapter versions it checked/);
       expect(text).toMatch(/Fell back\s+grew from v000001 after v000002 was rejected \(log-prob check failed\); passed over v000003, built on it/);
       await shot("6b-health-train-paused");
+      // An older trainer's file, without the line: the page still shows the facts it has.
+      write({ state: "not loaded", since: at, rssMb: 161 }, false);
+      await expect.poll(() => card.innerText(), { timeout: 15_000 }).toMatch(/Fell back\s+passed over v000003; grew from v000001; rejected: v000002 \(log-prob check failed\)/);
       // Loaded: since when; resumed: the Paused row goes.
       write({ state: "loaded", since: at, rssMb: 412 });
       resumeTraining(dataDir);

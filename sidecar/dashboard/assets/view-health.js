@@ -98,19 +98,20 @@ function trainExtras(train) {
     const who = [p.by && p.by !== "unknown" ? `by ${p.by}` : "", p.reason ?? ""].filter(Boolean).join(" — ");
     rows.push(["Paused", `${who || "yes"}${p.since ? ` (since ${clock(p.since)})` : ""}`]);
   }
-  if (t.fallback) rows.push(["Fell back", `${fallbackText(t.fallback)} (${ago(t.fallback.at)})`]);
+  const f = t.fallback;
+  // The trainer writes the line `clawloop status` prints (trainer/status.ts fallbackOf); an older
+  // trainer's file has only the facts.
+  if (f) rows.push(["Fell back", `${typeof f.text === "string" ? f.text : fallbackFacts(f)} (${ago(f.at)})`]);
   return rows;
 }
 
 /**
- * trainer/status.ts fallbackText, for the page (the status file carries the facts, not the line).
- * @param {{grewFrom: string | null, passedOver: string, rejected: {version: string, reason: string}[]}} f
+ * A fall back from a status file without its line (written by an older trainer): the facts as they are.
+ * @param {{grewFrom?: string | null, passedOver?: string, rejected?: {version: string, reason: string}[]}} f
  */
-function fallbackText(f) {
-  const from = f.grewFrom ? `grew from ${f.grewFrom}` : "started a fresh adapter";
-  const why = f.rejected.map((r) => `${r.version} was rejected (${r.reason})`).join(" and ");
-  const over = f.rejected.some((r) => r.version === f.passedOver) ? "" : `; passed over ${f.passedOver}, built on it`;
-  return `${from} after ${why}${over}`;
+function fallbackFacts(f) {
+  const rejected = Array.isArray(f.rejected) ? f.rejected.map((r) => `${r.version} (${r.reason})`).join(", ") : "";
+  return [`passed over ${f.passedOver ?? "?"}`, f.grewFrom ? `grew from ${f.grewFrom}` : "started a fresh adapter", rejected && `rejected: ${rejected}`].filter(Boolean).join("; ");
 }
 
 /** @param {any} f */
