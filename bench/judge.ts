@@ -18,7 +18,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig, type Reward } from "../core/index.js";
+import { loadConfig, type ConfigOverrides, type Reward } from "../core/index.js";
 import {
   createJudge,
   evaluate,
@@ -138,20 +138,21 @@ async function main(): Promise<void> {
   let endpoint = server.url;
   const rows: Row[] = [];
   try {
-    const config = (judge: Record<string, unknown>) =>
+    type JudgeSettings = NonNullable<ConfigOverrides["judge"]>;
+    const config = (judge: JudgeSettings) =>
       loadConfig({
         env: {},
         flags: {
           dataDir: fs.mkdtempSync(path.join(os.tmpdir(), "bench-judge-")),
           judge: { endpoint, maxTokens: Number(args["max-tokens"]), votes: Number(args.votes), timeoutMs: 600_000, retries: 1, ...judge },
-        } as never,
+        },
       });
     const rules = new RulesJudge();
     const ruleVerdicts = sample.map((c) => rules.judge(inputFromCase(c)));
     const progress = (name: string) => (_r: CaseResult, done: number, total: number) => {
       if (done % 5 === 0 || done === total) log(`  ${name}: ${done}/${total}`);
     };
-    const run = async (name: string, cases: JudgeCase[], judge: Record<string, unknown>): Promise<Row> => {
+    const run = async (name: string, cases: JudgeCase[], judge: JudgeSettings): Promise<Row> => {
       log(`${name} …`);
       const report = await evaluate(createJudge(config(judge), { rulesFirst: false }), cases, { concurrency: 2, onResult: progress(name) });
       return { name, report };

@@ -27,7 +27,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createLoraAdapter, readGguf, VllmDriver, writeGgufLora, writePeftAdapter, type LoraAdapter, type LoraTarget } from "../adapters/index.js";
-import { loadConfig, silentLogger } from "../core/index.js";
+import { loadConfig, silentLogger, type Config } from "../core/index.js";
 import { startLoraServer, type LoraServerKind } from "../fixtures/servers/lora.js";
 import { ensureModel, startServer, type RunningServer } from "../serve/index.js";
 import { startHotloadingSidecar, type HotloadSidecarHandle } from "../sidecar/index.js";
@@ -94,10 +94,10 @@ function tinyAdapter(config: Omit<LoraAdapter["config"], "rank" | "alpha" | "tar
   return a;
 }
 
-async function run(label: string, server: "real" | "scripted", upstreamUrl: string, kind: string, baseModel: string, shape: Shape, probe: object | null, note: string): Promise<Row> {
+async function run(label: string, server: "real" | "scripted", upstreamUrl: string, kind: Config["sidecar"]["upstreamKind"], baseModel: string, shape: Shape, probe: object | null, note: string): Promise<Row> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "clawloop-bench-swap-"));
   const config = loadConfig({
-    flags: { dataDir, logLevel: "silent", sidecar: { upstream: upstreamUrl, port: 0, upstreamKind: kind as never }, adapters: { retrySec: 1, baseModel } },
+    flags: { dataDir, logLevel: "silent", sidecar: { upstream: upstreamUrl, port: 0, upstreamKind: kind }, adapters: { retrySec: 1, baseModel } },
     env: {},
   });
   const sc: HotloadSidecarHandle = await startHotloadingSidecar(config, { logger: silentLogger });

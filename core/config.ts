@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
-const upstreamKind = z.enum(["auto", "vllm", "sglang", "llamacpp", "ollama", "openai", "clawloop"]);
+/** `sidecar.upstreamKind`: "auto" (detected from its endpoints) or one of UPSTREAM_KINDS. */
+export const upstreamKindSetting = z.enum(["auto", "vllm", "sglang", "llamacpp", "ollama", "openai", "clawloop"]);
 const trainMode = z.enum(["rl", "opd", "combined"]);
 const loraTarget = z.enum(["q", "k", "v", "o", "gate", "up", "down"]);
 
@@ -32,7 +33,7 @@ export const configSchema = z.object({
       port: z.coerce.number().int().min(0).max(65535).default(11435),
       /** Base URL of the model server, e.g. http://127.0.0.1:8000 (with or without /v1). */
       upstream: z.string().nullable().default(null),
-      upstreamKind: upstreamKind.default("auto"),
+      upstreamKind: upstreamKindSetting.default("auto"),
       /** Key for the sidecar's own calls to the upstream (adapter loading, judging); never stored. */
       upstreamApiKey: z.string().nullable().default(null),
       /** Ask the upstream for token ids and log-probs, and hide them from clients that did not ask. */

@@ -1,7 +1,7 @@
 // Constrained output with node-llama-cpp's JSON-schema grammars: forced tool calls and
 // `response_format`. Each returns a factory, since a grammar's evaluation state belongs to one
 // generation. Generation stops when the JSON value is complete (see generate.ts).
-import { LlamaGrammarEvaluationState, LlamaJsonSchemaGrammar, type LlamaGrammar } from "node-llama-cpp";
+import { LlamaGrammarEvaluationState, LlamaJsonSchemaGrammar, type GbnfJsonSchema, type LlamaGrammar } from "node-llama-cpp";
 import type { Engine } from "./engine.js";
 import { badRequest } from "./errors.js";
 
@@ -14,11 +14,17 @@ export interface ToolDef {
 
 export type ToolChoice = "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null | undefined;
 
-const ANY_OBJECT = { type: "object", additionalProperties: true };
+const ANY_OBJECT: GbnfJsonSchema = { type: "object", additionalProperties: true };
 
-function jsonGrammar(engine: Engine, schema: unknown): LlamaGrammar {
-  return new LlamaJsonSchemaGrammar(engine.llama, schema as never);
+function jsonGrammar(engine: Engine, schema: GbnfJsonSchema): LlamaGrammar {
+  return new LlamaJsonSchemaGrammar<GbnfJsonSchema>(engine.llama, schema);
 }
+
+/**
+ * A client's JSON schema as node-llama-cpp's type. Unchecked on purpose: its grammar builder checks
+ * the schema itself and throws on what it does not understand, which the callers below catch.
+ */
+const clientSchema = (schema: object): GbnfJsonSchema => schema as GbnfJsonSchema;
 
 function factory(engine: Engine, grammar: LlamaGrammar): GrammarFactory {
   return () => new LlamaGrammarEvaluationState({ model: engine.model, grammar });
@@ -36,11 +42,11 @@ export function forcedToolCallGrammar(engine: Engine, tools: ToolDef[], choice: 
     if (!candidates.length) throw badRequest(`tool_choice names '${choice.function.name}', which is not among the tools`, "tool_choice");
   }
   const build = (generic: boolean): LlamaGrammar => {
-    const options = candidates.map((t) => ({
+    const options = candidates.map((t): GbnfJsonSchema => ({
       type: "object",
-      properties: { name: { const: t.function.name }, arguments: generic ? ANY_OBJECT : (t.function.parameters ?? ANY_OBJECT) },
+      properties: { name: { const: t.function.name }, arguments: generic || !t.function.parameters ? ANY_OBJECT : clientSchema(t.function.parameters) },
     }));
-    return jsonGrammar(engine, options.length === 1 ? options[0] : { oneOf: options });
+    return jsonGrammar(engine, options.length === 1 ? options[0]! : { oneOf: options });
   };
   try {
     return factory(engine, build(false));
@@ -63,7 +69,7 @@ export function responseFormatGrammar(engine: Engine, format: ResponseFormat | n
   const schema = (format.json_schema as { schema?: unknown } | undefined)?.schema;
   if (typeof schema !== "object" || schema === null) throw badRequest("response_format.json_schema.schema must be a JSON schema object", "response_format");
   try {
-    return factory(engine, jsonGrammar(engine, schema));
+    return factory(engine, jsonGrammar(engine, clientSchema(schema)));
   } catch (err) {
     throw badRequest(`response_format: this JSON schema is not supported: ${(err as Error).message}`, "response_format");
   }

@@ -1,5 +1,6 @@
 // vLLM's POST /tokenize and /detokenize: the exact ids the engine would feed the model, so a judge
 // or trainer can build a teacher prompt (messages with a hint) and score a continuation under it.
+import type { Token } from "node-llama-cpp";
 import { z } from "zod";
 import { ChatTemplateError, renderChat, type ChatMessage } from "../core/index.js";
 import type { Engine } from "./engine.js";
@@ -67,5 +68,6 @@ const detokenizeSchema = z.looseObject({ model: z.string().nullish(), tokens: z.
 export function detokenize(engine: Engine, body: unknown): { prompt: string } {
   const req = parseBody(detokenizeSchema, body);
   for (const id of req.tokens) if (id >= engine.vocabSize) throw badRequest(`tokens: token id ${id} is out of vocabulary`, "tokens");
-  return { prompt: engine.detokenize(req.tokens as never, true) };
+  // Ids of the vocabulary (checked above); node-llama-cpp's Token is a number with a type brand.
+  return { prompt: engine.detokenize(req.tokens as Token[], true) };
 }

@@ -12,8 +12,9 @@
 // Pause and resume write `<data>/train.paused` (core/train-pause.ts), which the trainer reads
 // before every step, wherever it runs.
 import { z } from "zod";
-import { eventSchema, newId, pauseTraining, readTrainPause, resumeTraining, sqlString, type NextState, type QueryOptions, type Turn } from "../core/index.js";
-import { latestRows, type ReadStore } from "./dashboard/index.js";
+import { eventSchema, newId, pauseTraining, readTrainPause, resumeTraining, sqlString, type NextState, type Turn } from "../core/index.js";
+import { latestRows } from "./dashboard/index.js";
+import { latestFields } from "./latest-fields.js";
 import type { EventLinker } from "./linker.js";
 import type { SidecarMetrics } from "./metrics.js";
 import type { Proxy } from "./proxy.js";
@@ -110,12 +111,7 @@ const SESSION_WINDOW = 5_000;
 
 /** The newest turns' session fields only, so a window of thousands moves no request or answer. */
 async function recentSessionTurns(store: RecordStore, since: string): Promise<{ turns: Pick<Turn, (typeof SESSION_FIELDS)[number]>[]; more: boolean }> {
-  const fieldsOnly: ReadStore = {
-    list: (table, q) => store.listFields(table as "turns", SESSION_FIELDS, q as QueryOptions<"turns">) as never,
-    count: (table, where) => store.count(table, where),
-    health: () => store.health(),
-  };
-  const { rows, more } = await latestRows(fieldsOnly, { table: "turns", timeField: "startedAt", limit: SESSION_WINDOW, since });
+  const { rows, more } = await latestFields(store, SESSION_FIELDS, { table: "turns", timeField: "startedAt", limit: SESSION_WINDOW, since });
   return { turns: rows, more };
 }
 

@@ -11,6 +11,7 @@ export { SidecarMetrics } from "./metrics.js";
 export { openRecordStore, InlineRecordStore, RemoteRecordStore, type RecordStore, type RecordStoreOptions, type StoreHost } from "./record-store.js";
 export { type TurnRef } from "./turns.js";
 export { mountDashboard, dashboardLink, DASHBOARD_PATH, latestRows, type Dashboard, type DashboardDeps, type ReadStore } from "./dashboard/index.js";
+export { latestFields, type FieldsStore } from "./latest-fields.js";
 export {
   startHotloadingSidecar,
   HotloadSwitchboard,

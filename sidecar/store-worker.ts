@@ -2,7 +2,7 @@
 // answering the proxy over messages (sidecar/record-store.ts). It runs as a child process (the
 // default) or a worker thread. A write is answered once the row is in the log.
 import { parentPort, workerData } from "node:worker_threads";
-import { createLogger, Store, type StoreHealth, type TableName, type Tables } from "../core/index.js";
+import { createLogger, Store, TABLE_COLUMNS, type StoreHealth, type TableName, type Tables } from "../core/index.js";
 import { decodeJob, lastTurn, recordTables, STORE_DATA_ENV, TurnWriter, type StoreMessage, type StoreRequest, type StoreWorkerData } from "./record-store.js";
 import { processMallocTrimmer } from "./malloc-trim.js";
 import { CachedMasker } from "./turns.js";
@@ -95,6 +95,17 @@ try {
 const opened: Store = store;
 const turns = new TurnWriter(opened, new CachedMasker(data.maskSecrets, data.secretPatterns));
 
+/**
+ * The fields a `listFields` request names, as the table's own (they crossed over as strings). One
+ * the table does not have is refused by name rather than handed to LanceDB.
+ */
+function fieldsOf<T extends TableName>(table: T, fields: readonly string[]): (keyof Tables[T] & string)[] {
+  const isField = (f: string): f is keyof Tables[T] & string => Object.hasOwn(TABLE_COLUMNS[table], f);
+  const unknown = fields.filter((f) => !isField(f));
+  if (unknown.length) throw new Error(`listFields: the ${table} table has no field ${unknown.join(", ")}`);
+  return fields.filter(isField);
+}
+
 async function handle(m: StoreRequest): Promise<unknown> {
   switch (m.op) {
     case "putTurn":
@@ -105,7 +116,7 @@ async function handle(m: StoreRequest): Promise<unknown> {
     case "list":
       return opened.list(m.table, m.q);
     case "listFields":
-      return opened.listFields(m.table, m.fields as never[], m.q);
+      return opened.listFields(m.table, fieldsOf(m.table, m.fields), m.q);
     case "get":
       return opened.get(m.table, m.key);
     case "count":

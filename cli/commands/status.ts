@@ -17,7 +17,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
-import { latestRows, type ReadStore, type RollbackReport } from "../../sidecar/index.js";
+import { latestFields, type RollbackReport } from "../../sidecar/index.js";
 import { fallbackText, readStatus as readTrainStatus, weightsText, type TrainStatus } from "../../trainer/index.js";
 import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
@@ -91,7 +91,7 @@ async function rowsWithin<T extends TableName, K extends keyof Tables[T] & strin
   for (let at = 0; at < values.length; at += IN_CHUNK) {
     const part = values.slice(at, at + IN_CHUNK);
     const sql = `${columnName(field)} IN (${part.map(sqlString).join(", ")})`;
-    out.push(...((await store.listFields(table, fields, { sql } as QueryOptions<T>)) as Pick<Tables[T], K>[]));
+    out.push(...(await store.listFields(table, fields, { sql } as QueryOptions<T>)));
   }
   return out;
 }
@@ -105,13 +105,8 @@ async function storeCounts(store: StatusStore, window: number) {
     store.count("next_states", { turnId: null }),
     store.count("judgments"),
   ]);
-  // The newest main-line turns, their ids and times only (latestRows: bounded queries by time).
-  const idsOnly: ReadStore = {
-    list: (table, q) => store.listFields(table as "turns", ["startedAt"], q as QueryOptions<"turns">) as never,
-    count: (table, where) => store.count(table, where),
-    health: () => store.health(),
-  };
-  const latest = await latestRows(idsOnly, { table: "turns", timeField: "startedAt", limit: window, where: { turnType: "main" } });
+  // The newest main-line turns, their ids and times only (latestFields: bounded queries by time).
+  const latest = await latestFields(store, ["startedAt"], { table: "turns", timeField: "startedAt", limit: window, where: { turnType: "main" } });
   const ids = latest.rows.map((t) => t.id);
   const linked = new Set((await rowsWithin(store, "next_states", "turnId", ids, ["turnId"])).map((s) => s.turnId));
   const judged = new Map((await rowsWithin(store, "judgments", "turnId", ids, ["turnId", "score"])).map((j) => [j.turnId, j.score]));

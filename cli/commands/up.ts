@@ -22,6 +22,7 @@ import { dashboardLink, startHotloadingSidecar, type HotloadSidecarHandle } from
 import { withoutLauncherMalloc } from "../launcher-env.js";
 import { configFrom, EXIT_WITH_PARENT_ENV, onShutdown, packageRoot, withCommonOptions, type CommonFlags } from "../shared.js";
 import { readUpFile, upFile, type UpFile } from "../up-file.js";
+import { upstreamKindFlag } from "./sidecar.js";
 
 interface UpFlags extends CommonFlags {
   upstream?: string;
@@ -29,7 +30,7 @@ interface UpFlags extends CommonFlags {
   port?: string;
   host?: string;
   enginePort?: string;
-  upstreamKind?: string;
+  upstreamKind?: Config["sidecar"]["upstreamKind"];
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
@@ -282,7 +283,7 @@ export function register(program: Command): void {
       .description("Run all four loops: the model server (embedded, with --model), the sidecar with hot-loading, the judge and the trainer.")
       .option("--model <path|name>", "serve this GGUF with the embedded engine (or a known name: smollm2, fetched on first use) and train on it")
       .option("--upstream <url>", "your own model server instead (vLLM, SGLang, llama.cpp, Ollama); set train.model to the base it serves")
-      .option("--upstream-kind <kind>", "the upstream's kind when detection cannot tell (vllm | sglang | llamacpp | ollama)")
+      .option("--upstream-kind <kind>", "the upstream's kind when detection cannot tell (vllm | sglang | llamacpp | ollama)", upstreamKindFlag)
       .option("--port <port>", "the sidecar's port (default 11435; 0 picks a free one)", port)
       .option("--host <host>", "the sidecar's address (default 127.0.0.1)")
       .option("--engine-port <port>", "the embedded engine's port (default 11436; 0 picks a free one)", port),
@@ -292,7 +293,7 @@ export function register(program: Command): void {
     if (flags.port !== undefined) sidecar.port = Number(flags.port);
     if (flags.host) sidecar.host = flags.host;
     if (flags.upstream) sidecar.upstream = flags.upstream;
-    if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind as never;
+    if (flags.upstreamKind) sidecar.upstreamKind = flags.upstreamKind;
     const serve: NonNullable<ConfigOverrides["serve"]> = {};
     if (flags.model) serve.model = flags.model;
     if (flags.enginePort !== undefined) serve.port = Number(flags.enginePort);

@@ -5,7 +5,7 @@
 // `logits.filter = { tokens: [next], includeTop: 1 }` and `totalLogitWeight`. (`includeMax` is not
 // the way to get the max: node-llama-cpp adds the max logit only when its token is already in
 // the filter, so with it the target's own logit would pose as the max.)
-import { getLlama, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 
 export interface LlamaReference {
   /** log p(tokens[i] | tokens[<i]) for i = from … n−1 (from ≥ 1), on a fresh context. */
@@ -14,7 +14,7 @@ export interface LlamaReference {
 }
 
 export async function openLlamaReference(modelPath: string, opts: { threads?: number } = {}): Promise<LlamaReference> {
-  const llama: Llama = await getLlama({ build: "never", gpu: false, logLevel: "error" as never });
+  const llama: Llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
   const model: LlamaModel = await llama.loadModel({ modelPath });
   return {
     async logprobs(tokens, o = {}) {
@@ -28,12 +28,12 @@ export async function openLlamaReference(modelPath: string, opts: { threads?: nu
         ...(o.loraFile ? { lora: { adapters: [{ filePath: o.loraFile, scale: o.loraScale ?? 1 }] } } : {}),
       });
       try {
-        const items = tokens.slice(0, -1).map((t, i) =>
+        const items = tokens.slice(0, -1).map((t, i): ControlledEvaluateInputItem =>
           i + 1 >= from
-            ? ([t as Token, { generateNext: { logits: { filter: { tokens: [tokens[i + 1] as Token], includeTop: 1 } }, totalLogitWeight: true } }] as const)
+            ? [t as Token, { generateNext: { logits: { filter: { tokens: [tokens[i + 1] as Token], includeTop: 1 } }, totalLogitWeight: true } }]
             : (t as Token),
         );
-        const out = await context.getSequence().controlledEvaluate(items as never);
+        const out = await context.getSequence().controlledEvaluate(items);
         const result: number[] = [];
         for (let i = from - 1; i < tokens.length - 1; i++) {
           const next = out[i]?.next;
