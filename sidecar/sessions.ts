@@ -81,6 +81,11 @@ export interface SessionBookLimits {
 
 /** A session whose last seq is being looked up: its calls journaled meanwhile without their seq. */
 interface Unnumbered {
+  /**
+   * The session's latest reserved seq. A session the cache drops while its lookup is under way goes
+   * on from here: a second lookup would not know the calls of the first (and would count them).
+   */
+  last: Promise<number> | null;
   /** All of them (the lookup's answer must not count them). */
   ids: Set<string>;
   /** How many of them are kept to be written again with their number. */
@@ -125,7 +130,7 @@ export class SessionBook {
    * a store lookup, not a wrong link.
    */
   constructor(
-    private readonly store: RecordStore,
+    private readonly store: Pick<RecordStore, "lastTurn" | "listFields">,
     private readonly logger: Logger,
     limits: SessionBookLimits = {},
   ) {
@@ -144,9 +149,11 @@ export class SessionBook {
 
   /** Reserves the next `seq` of a session. `fresh`: the session was just created here. */
   reserveSeq(sessionId: string, fresh = false): Promise<number> {
-    const prev = this.seqs.get(sessionId);
+    const prev = this.seqs.get(sessionId) ?? this.unnumbered.get(sessionId)?.last;
     const next = prev ? prev.then((n) => n + 1) : fresh ? Promise.resolve(0) : this.maxSeq(sessionId).then((n) => n + 1);
     this.seqs.set(sessionId, next);
+    const looking = this.unnumbered.get(sessionId);
+    if (looking) looking.last = next;
     return next;
   }
 
@@ -187,7 +194,7 @@ export class SessionBook {
   }
 
   private async maxSeq(sessionId: string): Promise<number> {
-    const ours: Unnumbered = { ids: new Set(), rewrites: 0, dropped: 0 };
+    const ours: Unnumbered = { last: null, ids: new Set(), rewrites: 0, dropped: 0 };
     this.unnumbered.set(sessionId, ours);
     try {
       // Only the recording waits for this, never the call; a store that is restarting gets time.
