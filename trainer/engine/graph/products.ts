@@ -29,6 +29,13 @@ const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
  * and every MatMul's inner dims are checked, so a symbol taking two sizes throws.
  */
 export function concreteShapes(g: Graph, symbols: Readonly<Record<string, number>>): Map<number, number[]> {
+  return shapesOf(reachable(g), symbols);
+}
+
+type Live = ReturnType<typeof reachable>;
+
+/** concreteShapes of what reachable(g) found. */
+function shapesOf(live: Live, symbols: Readonly<Record<string, number>>): Map<number, number[]> {
   const sizes = new Map(Object.entries(symbols));
   const shapes = new Map<number, number[]>();
   const resolve = (shape: Shape, what: string): number[] =>
@@ -38,7 +45,6 @@ export function concreteShapes(g: Graph, symbols: Readonly<Record<string, number
       if (n === undefined) throw new Error(`${what}: no size for symbol "${d}" in ${formatShape(shape)}`);
       return n;
     });
-  const live = reachable(g);
   for (const v of live.inputs) shapes.set(v.id, resolve(v.shape, `input ${v.name}`));
   for (const c of live.constants) shapes.set(c.value.id, resolve(c.value.shape, `constant ${c.value.name}`));
   for (const node of live.nodes) {
@@ -65,9 +71,9 @@ export function concreteShapes(g: Graph, symbols: Readonly<Record<string, number
 
 /** Every live MatMul (and Gemm, should one appear) in build order, sized for `symbols`. */
 export function matrixProducts(g: Graph, symbols: Readonly<Record<string, number>>): MatrixProduct[] {
-  const shapes = concreteShapes(g, symbols);
-  const index = new Map(g.nodes.map((n, i) => [n, i]));
   const live = reachable(g);
+  const shapes = shapesOf(live, symbols);
+  const index = new Map(g.nodes.map((n, i) => [n, i]));
   // Values computed from constants alone (a constant, or its transpose).
   const constant = new Set(live.constants.map((c) => c.value.id));
   for (const node of live.nodes) {
