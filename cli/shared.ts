@@ -109,3 +109,8 @@ export function processAlive(pid: number | undefined): boolean {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/** An ISO timestamp as the CLI prints it: "2026-01-02 03:04:05" (UTC, to the second). */
+export function stamp(iso: string): string {
+  return iso.replace("T", " ").slice(0, 19);
+}

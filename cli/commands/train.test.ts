@@ -46,7 +46,7 @@ describe("clawloop train pause | resume | status", () => {
     expect(await clawloop("train", "pause", "--data", dataDir, "--reason", "reviewing replies")).toMatch(/^training paused/);
     expect(readTrainPause(dataDir)).toMatchObject({ by: "cli", reason: "reviewing replies", since: expect.any(String) });
     expect(await clawloop("train", "--data", dataDir, "pause")).toMatch(/already paused since/);
-    expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/^training is paused since .* by cli \(reviewing replies\)[^\n]*\nthe trainer has never run/);
+    expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/^training is paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d by cli \(reviewing replies\)[^\n]*\nthe trainer has never run/);
     expect(JSON.parse(await clawloop("train", "status", "--data", dataDir, "--json"))).toMatchObject({ paused: true, running: false, status: null });
     expect(await clawloop("train", "resume", "--data", dataDir)).toMatch(/^training resumed \(it was paused since/);
     expect(readTrainPause(dataDir)).toBe(null);
@@ -54,10 +54,13 @@ describe("clawloop train pause | resume | status", () => {
     expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/^training is not paused/);
   });
 
-  it("says whether the running trainer holds its base model", async () => {
+  it("says whether the running trainer holds its base model, and when its last step was (the CLI's stamp)", async () => {
     const { newStatus, writeStatus } = await import("../../trainer/status.js");
-    writeStatus(dataDir, { ...newStatus("rl", "m"), state: "waiting", weights: { state: "not loaded", since: new Date().toISOString(), rssMb: 165 } });
-    expect(await clawloop("train", "status", "--data", dataDir)).toMatch(/trainer running \(pid \d+\): waiting; .*; model not loaded \(loads when a batch is ready; trainer RSS 165 MB\)\n$/);
+    const lastStep = { version: "v000003", step: 3, loss: 0.5, meanReward: 0.25, samples: 4, durationMs: 900, at: "2026-01-02T03:04:05.678Z" };
+    writeStatus(dataDir, { ...newStatus("rl", "m"), state: "waiting", lastStep, weights: { state: "not loaded", since: new Date().toISOString(), rssMb: 165 } });
+    expect(await clawloop("train", "status", "--data", dataDir)).toMatch(
+      /trainer running \(pid \d+\): waiting; .*; last step 3 at 2026-01-02 03:04:05; model not loaded \(loads when a batch is ready; trainer RSS 165 MB\)\n$/,
+    );
   });
 
   it("keeps `clawloop train` itself: its options still reach the train action", async () => {

@@ -7,7 +7,7 @@ import os from "node:os";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { createLogger, pauseTraining, readTrainPause, resumeTraining, type ConfigOverrides, type TrainPause } from "../../core/index.js";
-import { configFrom, onShutdown, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, onShutdown, processAlive, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface TrainFlags extends CommonFlags {
   model?: string;
@@ -49,7 +49,7 @@ function mode(v: string): "rl" | "opd" | "combined" {
 }
 
 function since(p: TrainPause): string {
-  return p.since ? `since ${p.since.replace("T", " ").slice(0, 19)}` : "(since unknown)";
+  return p.since ? `since ${stamp(p.since)}` : "(since unknown)";
 }
 
 
@@ -105,7 +105,7 @@ function registerPauseCommands(train: Command): void {
         pause ? `training is paused ${since(pause)} by ${pause.by}${pause.reason ? ` (${pause.reason})` : ""}; \`clawloop train resume\` lets it go on` : "training is not paused",
         status
           ? `trainer ${running ? `running (pid ${status.pid}): ${status.state}` : `not running (last: ${status.state})`}; samples waiting: ${status.samplesWaiting}; latest version: ${status.version ?? "none yet"}` +
-            (status.lastStep ? `; last step ${status.lastStep.step} at ${status.lastStep.at.replace("T", " ").slice(0, 19)}` : "") +
+            (status.lastStep ? `; last step ${status.lastStep.step} at ${stamp(status.lastStep.at)}` : "") +
             (running && status.weights ? `; model ${weightsText(status.weights)}` : "")
           : "the trainer has never run with this data directory",
       ];
