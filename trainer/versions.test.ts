@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { TrainStep } from "../core/index.js";
-import { listVersions, removeTemporaries, trainedCounts, verifyAdapterDir, versionName, writeAdapterDir, type ManifestFields } from "./versions.js";
+import { listVersions, removeTemporaries, trainedCounts, verifyAdapterDir, versionName, writeAdapterDir, writeAdapterDirSync, type ManifestFields } from "./versions.js";
 import { TrainerState } from "./state.js";
 
 let root: string;
@@ -40,6 +40,23 @@ describe("adapter versions", () => {
     expect(fs.readdirSync(root)).toEqual([]);
     await writeAdapterDir(dir, { version: 1, name: "v000001" }, fields([]), () => undefined);
     await expect(writeAdapterDir(dir, { version: 1, name: "v000001" }, fields([]), () => undefined)).rejects.toThrow(/never overwritten/);
+  });
+
+  it("the synchronous writer writes the same directory (files, hashes, manifest) and fails the same way", async () => {
+    const write = (tmp: string) => {
+      fs.writeFileSync(path.join(tmp, "adapter_model.safetensors"), "weights");
+      fs.writeFileSync(path.join(tmp, "adapter_config.json"), "{}");
+    };
+    const a = await writeAdapterDir(path.join(root, "v000001"), { version: 1, name: "v000001" }, fields(["a"]), write);
+    const b = writeAdapterDirSync(path.join(root, "v000002"), { version: 1, name: "v000001" }, fields(["a"]), write);
+    expect({ ...b, createdAt: a.createdAt }).toEqual(a);
+    const read = (name: string) => JSON.parse(fs.readFileSync(path.join(root, name, "manifest.json"), "utf8")) as { createdAt: string };
+    expect({ ...read("v000002"), createdAt: a.createdAt }).toEqual(read("v000001"));
+    expect(fs.readdirSync(path.join(root, "v000002")).sort()).toEqual(fs.readdirSync(path.join(root, "v000001")).sort());
+    expect(verifyAdapterDir(path.join(root, "v000002"))).toEqual([]);
+    expect(() => writeAdapterDirSync(path.join(root, "v000003"), { version: 3, name: "v000003" }, fields([]), () => { throw new Error("disk full"); })).toThrow("disk full");
+    expect(() => writeAdapterDirSync(path.join(root, "v000002"), { version: 2, name: "v000002" }, fields([]), () => undefined)).toThrow(/never overwritten/);
+    expect(fs.readdirSync(root).sort()).toEqual(["v000001", "v000002"]);
   });
 
   it("ignores directories without a manifest and removes interrupted writes", () => {

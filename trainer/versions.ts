@@ -145,37 +145,72 @@ export async function writeAdapterDir(
   writeFiles: (dir: string) => Promise<void> | void,
   beforeRename?: () => void,
 ): Promise<AdapterManifest> {
+  const tmp = openAdapterDir(target);
+  try {
+    await writeFiles(tmp);
+    return sealAdapterDir(tmp, target, identity, fields, beforeRename);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** writeAdapterDir for files written synchronously (test support writes versions this way): the same steps and format. */
+export function writeAdapterDirSync(
+  target: string,
+  identity: { version: number; name: string },
+  fields: ManifestFields,
+  writeFiles: (dir: string) => void,
+  beforeRename?: () => void,
+): AdapterManifest {
+  const tmp = openAdapterDir(target);
+  try {
+    writeFiles(tmp);
+    return sealAdapterDir(tmp, target, identity, fields, beforeRename);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The temporary sibling directory a version is written into. */
+function openAdapterDir(target: string): string {
   const parent = path.dirname(target);
   fs.mkdirSync(parent, { recursive: true });
   if (fs.existsSync(target)) throw new Error(`${target} already exists; adapter directories are never overwritten`);
   const tmp = path.join(parent, `${TMP_PREFIX}${path.basename(target)}-${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
   fs.mkdirSync(tmp);
-  try {
-    await writeFiles(tmp);
-    const files: Record<string, string> = {};
-    for (const name of fs.readdirSync(tmp).sort()) {
-      if (name === "manifest.json") continue;
-      const file = path.join(tmp, name);
-      fsyncPath(file);
-      files[name] = sha256File(file);
-    }
-    const manifest: AdapterManifest = {
-      version: identity.version,
-      name: identity.name,
-      ...fields,
-      createdAt: new Date().toISOString(),
-      files,
-    };
-    writeFileAtomic(path.join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-    fsyncPath(tmp);
-    beforeRename?.();
-    fs.renameSync(tmp, target);
-    fsyncPath(parent);
-    return manifest;
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+  return tmp;
+}
+
+/** Hashes the files of `tmp` into its manifest, syncs everything and renames it to `target`. */
+function sealAdapterDir(
+  tmp: string,
+  target: string,
+  identity: { version: number; name: string },
+  fields: ManifestFields,
+  beforeRename?: () => void,
+): AdapterManifest {
+  const files: Record<string, string> = {};
+  for (const name of fs.readdirSync(tmp).sort()) {
+    if (name === "manifest.json") continue;
+    const file = path.join(tmp, name);
+    fsyncPath(file);
+    files[name] = sha256File(file);
   }
+  const manifest: AdapterManifest = {
+    version: identity.version,
+    name: identity.name,
+    ...fields,
+    createdAt: new Date().toISOString(),
+    files,
+  };
+  writeFileAtomic(path.join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  fsyncPath(tmp);
+  beforeRename?.();
+  fs.renameSync(tmp, target);
+  fsyncPath(path.dirname(target));
+  return manifest;
 }
 
 /** Recomputes every file hash of an adapter directory against its manifest; returns the mismatches. */

@@ -1,12 +1,10 @@
-// Writes adapter version directories the way the trainer does (files, manifest with sha256 of each,
-// optional probe.json, written under a temporary name and renamed into place), for tests of the
-// drivers and the hot-load switchboard.
-import crypto from "node:crypto";
+// Writes adapter version directories through the trainer's own writer (trainer/versions.ts: files,
+// manifest with sha256 of each, optional probe.json, written under a temporary name and renamed into
+// place), for tests of the drivers and the hot-load switchboard.
 import fs from "node:fs";
 import path from "node:path";
 import { createLoraAdapter, writeGgufLora, writePeftAdapter, type LoraAdapter } from "../../adapters/index.js";
-import type { AdapterManifest } from "../../core/index.js";
-import { versionName } from "../../trainer/versions.js";
+import { versionName, writeAdapterDirSync, type ManifestFields } from "../../trainer/versions.js";
 
 export { versionName };
 
@@ -30,7 +28,6 @@ export interface VersionSpec {
   corrupt?: string;
 }
 
-
 export function tinyAdapter(seed = 1, bScale = 0.01): LoraAdapter {
   const adapter = createLoraAdapter({ rank: 4, alpha: 8, targets: ["q"], numLayers: 1, dims: { q: { in: 8, out: 8 } }, baseModel: "scripted-model" }, seed);
   for (const b of adapter.b.values()) for (let i = 0; i < b.length; i++) b[i] = bScale * Math.sin(seed + i);
@@ -40,18 +37,9 @@ export function tinyAdapter(seed = 1, bScale = 0.01): LoraAdapter {
 export function writeVersion(adaptersDir: string, n: number, spec: VersionSpec = {}): string {
   const name = versionName(n);
   const target = path.join(adaptersDir, name);
-  const tmp = path.join(adaptersDir, `.tmp-${name}-${process.pid}-${crypto.randomBytes(3).toString("hex")}`);
-  fs.mkdirSync(tmp, { recursive: true });
   const adapter = spec.adapter ?? tinyAdapter(n);
-  writePeftAdapter(tmp, adapter);
-  if (spec.gguf) writeGgufLora(path.join(tmp, "adapter.gguf"), spec.ggufAdapter ?? adapter, spec.gguf, { dtype: "F16" });
-  if (spec.probe) fs.writeFileSync(path.join(tmp, "probe.json"), JSON.stringify({ format: 1, ...spec.probe, source: "test" }));
-  const files: Record<string, string> = {};
-  for (const f of fs.readdirSync(tmp).sort()) files[f] = crypto.createHash("sha256").update(fs.readFileSync(path.join(tmp, f))).digest("hex");
   const c = adapter.config;
-  const manifest: AdapterManifest = {
-    version: n,
-    name,
+  const fields: ManifestFields = {
     parent: spec.parent === undefined ? (n > 1 ? versionName(n - 1) : null) : spec.parent,
     baseModel: c.baseModel,
     baseModelHash: "test",
@@ -61,16 +49,28 @@ export function writeVersion(adaptersDir: string, n: number, spec: VersionSpec =
     rank: c.rank,
     alpha: c.alpha,
     targetModules: c.targets.map((t) => `${t}_proj`),
-    createdAt: new Date().toISOString(),
-    files,
   };
-  fs.writeFileSync(path.join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2));
-  if (spec.corrupt) {
-    const f = path.join(tmp, spec.corrupt);
-    const bytes = fs.readFileSync(f);
-    bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 0xff;
-    fs.writeFileSync(f, bytes);
-  }
-  fs.renameSync(tmp, target);
+  let tmp = "";
+  // The product's writer (trainer/versions.ts): the same files, manifest, hashes and rename as the trainer's.
+  writeAdapterDirSync(
+    target,
+    { version: n, name },
+    fields,
+    (dir) => {
+      tmp = dir;
+      writePeftAdapter(dir, adapter);
+      if (spec.gguf) writeGgufLora(path.join(dir, "adapter.gguf"), spec.ggufAdapter ?? adapter, spec.gguf, { dtype: "F16" });
+      if (spec.probe) fs.writeFileSync(path.join(dir, "probe.json"), JSON.stringify({ format: 1, ...spec.probe, source: "test" }));
+    },
+    // A deliberately broken copy, which the trainer never writes: one byte of a file flipped after
+    // its hash went into the manifest, before the rename.
+    spec.corrupt ? () => flipByte(path.join(tmp, spec.corrupt!)) : undefined,
+  );
   return target;
+}
+
+function flipByte(file: string): void {
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 5] = bytes[bytes.length - 5]! ^ 0xff;
+  fs.writeFileSync(file, bytes);
 }
