@@ -2,9 +2,10 @@
 //
 // A scripted vLLM-dialect upstream streams answers at a fixed token rate (its own process); the real
 // `clawloop sidecar` runs in front of it (its own process, so its CPU and RSS are its own); this
-// process is the client. Every scenario alternates direct, bare-relay and through-the-sidecar slices
-// so drift hits all alike, and reports time to first byte and total time (p50/p99), throughput, and
-// the sidecar's CPU and RSS. Throughput at 16 and 64 streams is measured two ways, side by side:
+// process is the client. Every scenario alternates direct, bare-relay, through-the-sidecar and
+// TCP-relay slices (and native-relay ones where nginx is installed: bench/native-relay.ts) so drift
+// hits all alike, and reports time to first byte and total time (p50/p99), throughput, and the
+// sidecar's CPU and RSS. Throughput at 16 and 64 streams is measured two ways, side by side:
 // lockstep rounds (c calls start in the same instant, the next round when all have ended) measure
 // how a path copes with a burst, as the round lasts as long as its slowest call; a closed loop (c
 // workers, each starting its next call as soon as its previous one ends, for a fixed window, as
@@ -27,12 +28,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startScriptedUpstream } from "../fixtures/upstream/index.js";
 import { inferenceSection } from "./proxy-inference.js";
+import { NATIVE_RELAY_PREFIX, findNginx, startNativeRelay, type NativeRelay } from "./native-relay.js";
 import { family } from "./processes.js";
 import { listeningUrl, spawnSidecar, waitForJsonLine } from "./sidecar-process.js";
 import { benchTempDir, removeBenchTempDir, sweepStaleBenchDirs, writesInto } from "./temp-dirs.js";
@@ -52,6 +55,10 @@ const { values: args } = parseArgs({
     hold: { type: "string", default: "0" },
     /** Write a CPU profile of every sidecar process (proxy and store) to this directory (node --cpu-prof). */
     profile: { type: "string" },
+    /** The nginx binary for the native reference relay (default: nginx on PATH or in /usr/sbin, if any). */
+    nginx: { type: "string" },
+    /** Without the native reference relay even where nginx is installed. */
+    native: { type: "boolean", default: true },
     help: { type: "boolean", short: "h", default: false },
   },
   allowNegative: true,
@@ -66,6 +73,8 @@ if (args.help) {
   --tokens N, --tps N  the upstream's answer length and token rate per stream (32, 200)
   --hold S             keep each memory-section sidecar running S seconds after measuring
   --profile DIR        CPU profiles of the sidecars' processes (node --cpu-prof)
+  --nginx PATH         nginx for the native reference relay (default: found on PATH or in /usr/sbin)
+  --no-native          without the native reference relay
 `);
   process.exit(0);
 }
@@ -76,10 +85,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 /** The `clawloop` executable, as a user runs it. */
 const BIN = path.join(ROOT, "bin", "clawloop.js");
 /**
- * The sidecars' data directories (this file's, then proxy-inference.ts's), in the OS temp dir: made
+ * The sidecars' data directories (this file's, then proxy-inference.ts's) and the native relay's, in the OS temp dir: made
  * with benchTempDir, so they go however the run ends (bench/temp-dirs.ts).
  */
-export const TEMP_PREFIXES = ["clawloop-bench-proxy-", "clawloop-bench-inference-"] as const;
+export const TEMP_PREFIXES = ["clawloop-bench-proxy-", "clawloop-bench-inference-", NATIVE_RELAY_PREFIX] as const;
 
 // ---------------------------------------------------------------------------------------------
 // The upstream process
@@ -116,6 +125,26 @@ async function runRelay(target: string): Promise<void> {
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const addr = server.address() as { port: number };
+  process.stdout.write(JSON.stringify({ url: `http://127.0.0.1:${addr.port}` }) + "\n");
+  process.on("SIGTERM", () => process.exit(0));
+}
+
+// The TCP relay process: Node with no HTTP at all, each client connection spliced to an upstream
+// connection of its own (sockets piped both ways). With the bare relay beside it, it splits the hop's
+// cost: what moving the bytes through one more process costs, and what Node's HTTP server and client
+// add on top (on this 2-core VM: ~0.3 ms and ~0.65 ms of time to first byte, README).
+
+async function runTcpRelay(target: string): Promise<void> {
+  const up = new URL(target);
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect({ host: up.hostname, port: Number(up.port), noDelay: true });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address() as net.AddressInfo;
   process.stdout.write(JSON.stringify({ url: `http://127.0.0.1:${addr.port}` }) + "\n");
   process.on("SIGTERM", () => process.exit(0));
 }
@@ -394,23 +423,43 @@ interface Scenario {
 /** Sidecar vs direct: added TTFB at one stream, throughput ratio at 64 paced streams by each method. */
 type Verdicts = Record<Profile, { ttfb50: number; ttfb99: number; tput64: Record<Method, number> }>;
 
-/** Direct, bare relay and sidecar side by side: time to first byte, total time, throughput, CPU. */
-async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl: string, sidecars: RunningSidecar[], q: boolean): Promise<Verdicts> {
+/** Direct, the relays and the sidecar side by side: time to first byte, total time, throughput, CPU. */
+/** The reference paths beside the sidecar: Node's bare HTTP relay, Node's TCP relay, nginx (if any). */
+interface Relays {
+  bare: ChildProcess;
+  bareUrl: string;
+  tcp: ChildProcess;
+  tcpUrl: string;
+  native: NativeRelay | null;
+}
+
+async function latencySection(upstreamUrl: string, relays: Relays, sidecars: RunningSidecar[], q: boolean): Promise<Verdicts> {
   const agentDirect = new http.Agent({ keepAlive: true, maxSockets: Infinity });
   const first = await startSidecar(upstreamUrl, "process");
   sidecars.push(first);
   const pid = first.pid;
   // The direct route's CPU is read from the sidecar too, and not reported.
   const direct: Route = { url: upstreamUrl, agent: agentDirect, pid };
-  const bare: Route = { url: relayUrl, agent: new http.Agent({ keepAlive: true, maxSockets: Infinity }), pid: relay.pid! };
-  const via: Route = { url: first.url, agent: new http.Agent({ keepAlive: true, maxSockets: Infinity }), pid };
-  console.log("direct, bare relay and sidecar requests alternate; the sidecar runs in its own process, its store in a child process");
-  console.log("bare relay: a minimal Node proxy in its own process (pipes both ways, parses and records nothing): the cost of the extra hop alone");
+  const agent = () => new http.Agent({ keepAlive: true, maxSockets: Infinity });
+  const bare: Route = { url: relays.bareUrl, agent: agent(), pid: relays.bare.pid! };
+  const tcp: Route = { url: relays.tcpUrl, agent: agent(), pid: relays.tcp.pid! };
+  const via: Route = { url: first.url, agent: agent(), pid };
+  const nat: Route | null = relays.native ? { url: relays.native.url, agent: agent(), pid: relays.native.child.pid! } : null;
+  // Every path's calls alternate in this order; the native relay only where nginx is installed.
+  const routes = [direct, bare, via, tcp, ...(nat ? [nat] : [])];
+  console.log(`direct, bare relay, sidecar, TCP relay${nat ? " and native relay" : ""} requests alternate; the sidecar runs in its own process, its store in a child process`);
+  console.log("bare relay: a minimal Node HTTP proxy in its own process (pipes both ways, parses and records nothing): what any Node proxy costs");
+  console.log("TCP relay: Node without HTTP, each connection spliced to one of the upstream's: what one more process on the path costs");
+  console.log(
+    nat
+      ? "native relay: nginx in front of the same upstream, nothing buffered (bench/native-relay.ts): about the least any proxy process adds on this machine"
+      : "native relay: not measured (no nginx found; --nginx PATH names one)",
+  );
   console.log("lockstep rounds (every row not marked closed loop): c calls start in the same instant and the next round starts when all have ended, so throughput is set by the slowest call of each start burst");
   console.log("closed loop: c workers each start their next call as soon as the previous one ends, for a fixed window (vLLM's benchmark_serving --max-concurrency, wrk), so throughput is the steady rate; latency is of the calls completed inside the window\n");
 
   // Warm the paths (connections, JIT).
-  for (const to of [direct, bare, via]) await phase(to, "openclaw", 8, { rounds: 3 }, true, 0);
+  for (const to of routes) await phase(to, "openclaw", 8, { rounds: 3 }, true, 0);
 
   // Alternate request by request for one stream, else in slices of a few rounds or one window each.
   const lockstep = (profile: Profile, name: string, c: number, total: number, unpaced = false): Scenario => {
@@ -444,21 +493,22 @@ async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl
   };
   let offset = 1000;
   for (const s of scenarios) {
-    const phases: [Phase[], Phase[], Phase[]] = [[], [], []];
+    const phases: Phase[][] = routes.map(() => []);
     for (const drive of s.slices) {
-      for (const [k, to] of [direct, bare, via].entries()) {
+      for (const [k, to] of routes.entries()) {
         const p = await phase(to, s.profile, s.c, drive, s.unpaced, offset);
         phases[k]!.push(p);
         offset += p.calls;
       }
     }
-    const [d, b, v] = phases.map(merge) as [Phase, Phase, Phase];
+    const [d, b, v, t, n] = phases.map(merge) as [Phase, Phase, Phase, Phase, Phase | undefined];
     const tput = (p: Phase) => (p.samples.length * TOKENS) / p.countedS;
     const ttfbD = d.samples.map((x) => x.ttfb);
     const ttfbV = v.samples.map((x) => x.ttfb);
     const totD = d.samples.map((x) => x.total);
     const totV = v.samples.map((x) => x.total);
     const mem = family(pid).map(rssMb);
+    const relayCell = (r: Phase) => `+${f(pct(r.samples.map((x) => x.ttfb), 50) - pct(ttfbD, 50))} ms, ${f(tput(r) / tput(d), 3)}, ${f((r.cpuS * 1000) / r.calls)} ms/call`;
     rows.push([
       s.name,
       `${f(pct(ttfbD, 50))} / ${f(pct(ttfbV, 50))} (+${f(pct(ttfbV, 50) - pct(ttfbD, 50))})`,
@@ -466,7 +516,9 @@ async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl
       `${f(pct(totD, 50), 1)} / ${f(pct(totV, 50), 1)}`,
       `${f(pct(totD, 99), 1)} / ${f(pct(totV, 99), 1)}`,
       `${f(tput(d), 0)} / ${f(tput(v), 0)} (${f(tput(v) / tput(d), 3)})`,
-      `+${f(pct(b.samples.map((x) => x.ttfb), 50) - pct(ttfbD, 50))} ms, ${f(tput(b) / tput(d), 3)}, ${f((b.cpuS * 1000) / b.calls)} ms/call`,
+      relayCell(b),
+      relayCell(t),
+      n ? relayCell(n) : "not measured",
       `${f((v.cpuS / v.wallS) * 100, 0)}% (${f((v.cpuS * 1000) / v.calls)} ms/call)`,
       mem.map((m) => f(m.rss, 0)).join(" + "),
       load().split(" ")[0]!,
@@ -485,6 +537,8 @@ async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl
     "total p99 ms",
     "throughput tok/s (ratio)",
     "bare relay: +TTFB p50, ratio, CPU",
+    "TCP relay: +TTFB p50, ratio, CPU",
+    "native relay: +TTFB p50, ratio, CPU",
     "sidecar CPU (per call)",
     "RSS MB proxy + store",
     "load",
@@ -496,6 +550,8 @@ async function latencySection(upstreamUrl: string, relay: ChildProcess, relayUrl
   for (const r of rows) console.log(line(r));
   via.agent.destroy();
   bare.agent.destroy();
+  tcp.agent.destroy();
+  nat?.agent.destroy();
   // The memory section starts each sidecar fresh; this one's work is done.
   await stopSidecar(first);
   sidecars.splice(sidecars.indexOf(first), 1);
@@ -524,12 +580,19 @@ async function main(): Promise<void> {
     const relay = spawn(process.execPath, [self, "--role", "relay", "--target", upstreamUrl], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
     children.push(relay);
     const relayUrl = await waitForJsonLine(relay, (r) => (typeof r.url === "string" ? r.url : null));
+    const tcp = spawn(process.execPath, [self, "--role", "tcp-relay", "--target", upstreamUrl], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+    children.push(tcp);
+    const tcpUrl = await waitForJsonLine(tcp, (r) => (typeof r.url === "string" ? r.url : null));
+    const nginx = args.native && sections.has("latency") ? findNginx(args.nginx) : null;
+    if (args.native && args.nginx && !nginx) throw new Error(`--nginx: "${args.nginx}" does not run (nginx -v failed)`);
+    const native = nginx ? await startNativeRelay(nginx, upstreamUrl) : null;
+    if (native) children.push(native.child);
     const kb = (p: Profile) => makeRequest(p, 0).body.length / 1024;
     const q = args.quick;
     console.log(`clawloop bench:proxy — ${os.cpus().length} CPUs, Node ${process.version}, load average ${load()}`);
     console.log(`upstream: scripted vLLM, ${TOKENS} tokens per answer at ${TPS} tokens/s per stream (unpaced: as fast as it can)`);
     console.log(`requests: streamed, tagged like the plugin's; "chat" ${f(kb("chat"), 1)} KB, "openclaw" ${f(kb("openclaw"), 1)} KB`);
-    const verdicts = sections.has("latency") ? await latencySection(upstreamUrl, relay, relayUrl, sidecars, q) : null;
+    const verdicts = sections.has("latency") ? await latencySection(upstreamUrl, { bare: relay, bareUrl: relayUrl, tcp, tcpUrl, native }, sidecars, q) : null;
 
     // 10,000 recorded calls through a fresh sidecar per store host: memory afterwards.
     const N = q ? 1000 : Number(args.turns);
@@ -615,6 +678,7 @@ async function main(): Promise<void> {
   } finally {
     for (const s of sidecars) await stopSidecar(s);
     for (const c of children.reverse()) {
+      if (c.exitCode !== null || c.signalCode !== null) continue;
       c.kill("SIGTERM");
       await new Promise((r) => c.once("exit", r));
     }
@@ -633,6 +697,8 @@ if (args.role === "upstream") {
   await runUpstream();
 } else if (args.role === "relay") {
   await runRelay(args.target!);
+} else if (args.role === "tcp-relay") {
+  await runTcpRelay(args.target!);
 } else {
   await main();
 }
