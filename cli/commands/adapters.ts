@@ -10,7 +10,7 @@ import fs from "node:fs";
 import { Command } from "commander";
 import { readPruned, readVersionManifest } from "../../adapters/index.js";
 import { dataPaths, Store, type AdapterVersion, type Config } from "../../core/index.js";
-import { configFrom, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
 import { sidecarUrl } from "../up-file.js";
 
 interface AdaptersFlags extends CommonFlags {
@@ -95,7 +95,7 @@ export async function offlineListing(config: Config): Promise<Listing> {
 }
 
 function short(iso: string | null): string {
-  return iso ? iso.replace("T", " ").slice(0, 19) : "-";
+  return iso ? stamp(iso) : "-";
 }
 
 /** `pruned`: how many versions retention deleted (they are not in the listing). */

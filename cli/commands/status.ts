@@ -19,7 +19,7 @@ import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { latestFields, type RollbackReport } from "../../sidecar/index.js";
 import { fallbackText, readStatus as readTrainStatus, weightsText, type TrainStatus } from "../../trainer/index.js";
-import { configFrom, processAlive, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, processAlive, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
 import { readUpFile, sidecarUrl } from "../up-file.js";
 
@@ -189,9 +189,6 @@ export async function collectStatus(config: Config, url: string, opts: StatusOpt
     errors,
   };
 }
-
-/** An ISO time as `2026-11-22 03:00:00`. */
-const stamp = (iso: string): string => iso.replace("T", " ").slice(0, 19);
 
 /** A pause as one line: when, by whom (the trainer pauses itself after rejections) and why. */
 function pausedText(p: TrainPause): string {
