@@ -254,6 +254,7 @@ describe("the sidecar process", () => {
     expect(bad.stderr()).toMatch(/must be http:\/\/ or https:\/\//);
     const kind = runCli(dataDir, ["sidecar", "--data", dataDir, "--port", "0", "--upstream", "http://127.0.0.1:1", "--upstream-kind", "tgi"]);
     expect(await kind.exited).toBe(1);
-    expect(kind.stderr()).toMatch(/sidecar\.upstreamKind/);
+    // Refused as the flag the user typed, with the kinds it takes (cli/commands/sidecar.ts upstreamKindFlag).
+    expect(kind.stderr()).toMatch(/--upstream-kind <kind>' argument 'tgi' is invalid\. The upstream kinds are auto, vllm, sglang, llamacpp, ollama, openai, clawloop\./);
   });
 });
