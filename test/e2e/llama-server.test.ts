@@ -165,6 +165,22 @@ async function expectAsAskedFor(ids: number[], lps: number[]): Promise<void> {
   lps.forEach((lp, i) => expect(lp).toBeCloseTo(ref.lps[i]!, 5));
 }
 
+/**
+ * The same call straight to llama-server and through the sidecar: the client must get the direct
+ * answer (bar ids, timestamps and timings). Returns the sidecar's answer parsed: a stream's events,
+ * else the one body.
+ */
+async function sameAsDirect(pathname: string, body: Obj, headers: Record<string, string>): Promise<(Obj | "[DONE]")[]> {
+  const direct = await post(server.url, pathname, body);
+  const via = await post(sc.url, pathname, body, headers);
+  expect(via.status).toBe(200);
+  expect(via.type).toBe(direct.type);
+  const parse = (text: string) => (body.stream === true ? events(text) : [JSON.parse(text) as Obj]);
+  const v = parse(via.text);
+  expect(v.map((e) => JSON.stringify(stable(e)))).toEqual(parse(direct.text).map((e) => JSON.stringify(stable(e))));
+  return v;
+}
+
 // --- the sidecar in front of llama-server ---------------------------------------------------
 
 describe("the sidecar in front of a real llama-server", () => {
@@ -175,13 +191,7 @@ describe("the sidecar in front of a real llama-server", () => {
 
   it("non-streamed chat: the client gets the direct answer; the turn holds the completion's ids and log-probs", async () => {
     const h = session();
-    const direct = await post(server.url, "/v1/chat/completions", chatBody());
-    const via = await post(sc.url, "/v1/chat/completions", chatBody(), h);
-    expect(via.status).toBe(200);
-    expect(via.type).toBe(direct.type);
-    const d = JSON.parse(direct.text) as Obj;
-    const v = JSON.parse(via.text) as Obj;
-    expect(JSON.stringify(stable(v))).toBe(JSON.stringify(stable(d)));
+    const [v] = (await sameAsDirect("/v1/chat/completions", chatBody(), h)) as [Obj];
     expect(v.choices[0]).not.toHaveProperty("logprobs");
     const content = v.choices[0].message.content as string;
     expect(content.length).toBeGreaterThan(0);
@@ -201,15 +211,8 @@ describe("the sidecar in front of a real llama-server", () => {
 
   it("streamed chat: the client gets the direct chunks; the turn holds the completion's ids and log-probs", async () => {
     const h = session();
-    const body = chatBody({ stream: true, stream_options: { include_usage: true } });
-    const direct = await post(server.url, "/v1/chat/completions", body);
-    const via = await post(sc.url, "/v1/chat/completions", body, h);
-    expect(via.status).toBe(200);
-    expect(via.type).toBe(direct.type);
-    const d = events(direct.text);
-    const v = events(via.text);
+    const v = await sameAsDirect("/v1/chat/completions", chatBody({ stream: true, stream_options: { include_usage: true } }), h);
     expect(v.at(-1)).toBe("[DONE]");
-    expect(v.map((e) => JSON.stringify(stable(e)))).toEqual(d.map((e) => JSON.stringify(stable(e))));
     for (const e of v) if (e !== "[DONE]") for (const c of e.choices as Obj[]) expect(c).not.toHaveProperty("logprobs");
     const content = v.flatMap((e) => (e === "[DONE]" ? [] : (e.choices as Obj[]).map((c) => c.delta?.content ?? ""))).join("");
     const usage = (v.at(-2) as Obj).usage as Obj;
@@ -268,10 +271,7 @@ describe("the sidecar in front of a real llama-server", () => {
     expect(refused.status).toBe(400);
     expect(refused.text).toContain("logprobs is not supported with tools + stream");
     const h = session();
-    const direct = await post(server.url, "/v1/chat/completions", body);
-    const via = await post(sc.url, "/v1/chat/completions", body, h);
-    expect(via.status).toBe(200);
-    expect(events(via.text).map((e) => JSON.stringify(stable(e)))).toEqual(events(direct.text).map((e) => JSON.stringify(stable(e))));
+    await sameAsDirect("/v1/chat/completions", body, h);
     const turn = await turnOf(h);
     expect(turn.status).toBe("ok");
     expect(turn.completionTokenIds).toBeNull();
@@ -280,13 +280,7 @@ describe("the sidecar in front of a real llama-server", () => {
   it("a client that asks for log-probs gets them untouched, streamed or not", async () => {
     for (const stream of [false, true]) {
       const h = session();
-      const body = chatBody({ logprobs: true, top_logprobs: 2, ...(stream ? { stream: true } : {}) });
-      const direct = await post(server.url, "/v1/chat/completions", body);
-      const via = await post(sc.url, "/v1/chat/completions", body, h);
-      expect(via.status).toBe(200);
-      const d = stream ? events(direct.text) : [JSON.parse(direct.text) as Obj];
-      const v = stream ? events(via.text) : [JSON.parse(via.text) as Obj];
-      expect(v.map((e) => JSON.stringify(stable(e)))).toEqual(d.map((e) => JSON.stringify(stable(e))));
+      const v = await sameAsDirect("/v1/chat/completions", chatBody({ logprobs: true, top_logprobs: 2, ...(stream ? { stream: true } : {}) }), h);
       const entries = v.flatMap((e) => (e === "[DONE]" ? [] : (e.choices as Obj[]).flatMap((c) => (c.logprobs?.content ?? []) as Obj[])));
       expect(entries.length).toBeGreaterThan(0);
       for (const e of entries) expect(e.top_logprobs).toHaveLength(2);
@@ -300,12 +294,7 @@ describe("the sidecar in front of a real llama-server", () => {
     for (const stream of [false, true]) {
       const h = session();
       const body = { model: "smol", prompt: "The three primary colors are", max_tokens: 12, temperature: 0, cache_prompt: false, ...(stream ? { stream: true } : {}) };
-      const direct = await post(server.url, "/v1/completions", body);
-      const via = await post(sc.url, "/v1/completions", body, h);
-      expect(via.status).toBe(200);
-      const d = stream ? events(direct.text) : [JSON.parse(direct.text) as Obj];
-      const v = stream ? events(via.text) : [JSON.parse(via.text) as Obj];
-      expect(v.map((e) => JSON.stringify(stable(e)))).toEqual(d.map((e) => JSON.stringify(stable(e))));
+      const v = await sameAsDirect("/v1/completions", body, h);
       const text = v.flatMap((e) => (e === "[DONE]" ? [] : (e.choices as Obj[]).map((c) => c.text as string))).join("");
       const turn = await turnOf(h);
       expect(turn.endpoint).toBe("completions");
