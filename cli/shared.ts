@@ -99,16 +99,6 @@ export function exitWithParent(): void {
   process.channel?.unref();
 }
 
-/** Whether a process with this pid exists (EPERM: it does, but belongs to someone else). */
-export function processAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** An ISO timestamp as the CLI prints it: "2026-01-02 03:04:05" (UTC, to the second). */
 export function stamp(iso: string): string {

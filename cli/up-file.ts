@@ -3,8 +3,7 @@
 // those commands do not load the engine and the judges to find an address.
 import fs from "node:fs";
 import path from "node:path";
-import { dataPaths, type Config } from "../core/index.js";
-import { processAlive } from "./shared.js";
+import { dataPaths, processAlive, type Config } from "../core/index.js";
 
 /** `<data>/loops/up.json`: what `clawloop up` started, for the other commands. */
 export interface UpFile {

@@ -9,3 +9,4 @@ export * from "./store/index.js";
 export * from "./openai.js";
 export * from "./chat-template.js";
 export * from "./memory.js";
+export * from "./process-alive.js";

@@ -15,11 +15,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Command } from "commander";
-import { columnName, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
+import { columnName, processAlive, readTrainPause, sqlString, Store, type AdapterVersion, type Config, type QueryOptions, type TableName, type Tables, type TrainPause } from "../../core/index.js";
 import { readJudgeStatus, type JudgeStatus } from "../../judges/index.js";
 import { latestFields, type RollbackReport } from "../../sidecar/index.js";
 import { fallbackText, readStatus as readTrainStatus, weightsText, type TrainStatus } from "../../trainer/index.js";
-import { configFrom, processAlive, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
+import { configFrom, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
 import { ControlApiError, controlCall } from "./adapters.js";
 import { readUpFile, sidecarUrl } from "../up-file.js";
 

@@ -6,8 +6,8 @@
 import os from "node:os";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { createLogger, pauseTraining, readTrainPause, resumeTraining, type ConfigOverrides, type TrainPause } from "../../core/index.js";
-import { configFrom, onShutdown, processAlive, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
+import { createLogger, pauseTraining, processAlive, readTrainPause, resumeTraining, type ConfigOverrides, type TrainPause } from "../../core/index.js";
+import { configFrom, onShutdown, stamp, withCommonOptions, type CommonFlags } from "../shared.js";
 
 interface TrainFlags extends CommonFlags {
   model?: string;

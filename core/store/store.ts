@@ -12,6 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type * as Lance from "@lancedb/lancedb";
 import type { Logger } from "pino";
+import { processAlive } from "../process-alive.js";
 import { TABLE_NAMES, type TableName, type Tables, type Turn } from "../types.js";
 import { BlobIdCache, type BlobRefs, type BlobRow, IdChunkCache, joinTurn, RecentIds, refIds, splitTurn } from "./blobs.js";
 import { columnName, decodeBlob, decodeFields, decodeRow, encodeBlob, encodeRow, sqlString, type StoredTable, TABLE_COLUMNS } from "./codec.js";
@@ -127,15 +128,6 @@ let lanceModule: Promise<typeof Lance> | null = null;
 function lance(): Promise<typeof Lance> {
   lanceModule ??= import("@lancedb/lancedb");
   return lanceModule;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Decoded blobs, least recently used dropped first once over `maxChars`. */
@@ -281,7 +273,7 @@ export class Store {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const holder = Number(fs.readFileSync(file, "utf8").trim());
-    if (holder && holder !== process.pid && pidAlive(holder)) {
+    if (holder && holder !== process.pid && processAlive(holder)) {
       throw new Error(`table "${name}" is already written by process ${holder} (lock ${file})`);
     }
     fs.writeFileSync(file, String(process.pid));

@@ -2,7 +2,7 @@
 // judge and train (from the status files those loops write under `<data>/loops/`).
 import fs from "node:fs";
 import path from "node:path";
-import { readTrainPause, type StoreHealth, type TrainPause } from "../../core/index.js";
+import { processAlive, readTrainPause, type StoreHealth, type TrainPause } from "../../core/index.js";
 import type { SidecarMetrics } from "../metrics.js";
 import type { UpstreamHealth } from "../upstream.js";
 
@@ -45,15 +45,6 @@ export interface LoopsView {
   errors: { loop: string; message: string; at: string | null }[];
 }
 
-function pidAlive(pid: unknown): boolean {
-  if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Reads `<loops>/<name>.json`. A loop whose process is gone is "not running", whatever the file says. */
 export function readLoopFile(loopsDir: string, name: string): LoopFile {
@@ -74,7 +65,7 @@ export function readLoopFile(loopsDir: string, name: string): LoopFile {
   }
   const declared = typeof status.state === "string" ? status.state : "unknown";
   const finished = declared === "stopped" || declared === "failed";
-  const state: LoopState = finished ? "stopped" : pidAlive(status.pid) ? "running" : "not running";
+  const state: LoopState = finished ? "stopped" : processAlive(status.pid) ? "running" : "not running";
   return { state, status, error: null };
 }
 

@@ -18,6 +18,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { processAlive } from "../../core/index.js";
 import { CACHE_DIR, REPO_ROOT } from "./model-fixture.js";
 
 const LLAMA_DIR = path.join(REPO_ROOT, "node_modules", "node-llama-cpp", "llama");
@@ -106,14 +107,6 @@ function run(cmd: string, args: string[], cwd: string, log: fs.WriteStream): Pro
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Holds `<dir>.lock` (a directory: mkdir is atomic) while `fn` runs; a lock whose owner is gone is taken over. */
 export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
@@ -134,7 +127,7 @@ export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T>
         held = null; // being written, or its writer died right after mkdir: judged by age below
       }
       const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      const dead = held ? held.host === os.hostname() && typeof held.pid === "number" && !alive(held.pid) : age > 30_000;
+      const dead = held ? held.host === os.hostname() && typeof held.pid === "number" && !processAlive(held.pid) : age > 30_000;
       if (dead) {
         fs.rmSync(lock, { recursive: true, force: true });
         continue;
