@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { chromium, type Browser } from "playwright-core";
+import { withDirLock } from "./dir-lock.js";
 
 const run = promisify(execFile);
 
@@ -41,36 +42,13 @@ async function aptGet(args: string[]): Promise<{ ok: boolean; output: string }> 
   }
 }
 
-/** Takes the install lock (a directory: mkdir is atomic), waiting for another worker's install. */
-async function withLock<T>(fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + INSTALL_TIMEOUT_MS;
-  for (;;) {
-    try {
-      fs.mkdirSync(LOCK);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      // A lock older than any install is left over from a killed run.
-      const age = Date.now() - (fs.statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > INSTALL_TIMEOUT_MS) fs.rmSync(LOCK, { recursive: true, force: true });
-      if (Date.now() > deadline) throw new Error(`timed out waiting for another Chromium install (lock ${LOCK})`);
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(LOCK, { recursive: true, force: true });
-  }
-}
-
 /** The Chromium executable, installed from Debian's packages when missing. */
 export async function ensureChromium(): Promise<string> {
   if (fs.existsSync(CHROMIUM)) return CHROMIUM;
   if (process.getuid?.() !== 0) {
     throw new Error(`Chromium is not installed (${CHROMIUM}) and this user cannot install it: run \`sudo apt-get install -y chromium\`, or set CLAWLOOP_CHROMIUM to a Chromium executable.`);
   }
-  return withLock(async () => {
+  return withDirLock(LOCK, async () => {
     if (fs.existsSync(CHROMIUM)) return CHROMIUM;
     let r = await aptGet(["install", "-y", "-q", "chromium"]);
     if (!r.ok) {
@@ -82,7 +60,7 @@ export async function ensureChromium(): Promise<string> {
       throw new Error(`could not install Chromium with apt-get (needed for the dashboard's browser tests):\n${r.output.slice(-3000)}`);
     }
     return CHROMIUM;
-  });
+  }, { timeoutMs: INSTALL_TIMEOUT_MS, what: "another Chromium install" });
 }
 
 /** Headless Chromium with a fresh profile (playwright makes a new user-data directory per launch). */

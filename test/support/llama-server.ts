@@ -18,7 +18,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { processAlive } from "../../core/index.js";
+import { withDirLock } from "./dir-lock.js";
 import { CACHE_DIR, REPO_ROOT } from "./model-fixture.js";
 
 const LLAMA_DIR = path.join(REPO_ROOT, "node_modules", "node-llama-cpp", "llama");
@@ -108,44 +108,6 @@ function run(cmd: string, args: string[], cwd: string, log: fs.WriteStream): Pro
 }
 
 
-/** Holds `<dir>.lock` (a directory: mkdir is atomic) while `fn` runs; a lock whose owner is gone is taken over. */
-export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = `${dir}.lock`;
-  const owner = path.join(lock, "owner.json");
-  let told = false;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(owner, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      let held: { pid?: number; host?: string } | null = null;
-      try {
-        held = JSON.parse(fs.readFileSync(owner, "utf8")) as { pid?: number; host?: string };
-      } catch {
-        held = null; // being written, or its writer died right after mkdir: judged by age below
-      }
-      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      const dead = held ? held.host === os.hostname() && typeof held.pid === "number" && !processAlive(held.pid) : age > 30_000;
-      if (dead) {
-        fs.rmSync(lock, { recursive: true, force: true });
-        continue;
-      }
-      if (!told) {
-        console.log(`llama-server: waiting for process ${held?.pid ?? "?"} to finish building it (${lock})`);
-        told = true;
-      }
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
-}
-
 interface Stamp {
   tag: string;
   commit: string;
@@ -230,10 +192,14 @@ export async function ensureLlamaServer(env: NodeJS.ProcessEnv = process.env): P
   if (stampOk(dir, release.tag, commit)) return path.join(dir, "llama-server");
   const tools = findToolchain(env);
   fs.mkdirSync(BUILD_ROOT, { recursive: true });
-  return withLock(dir, async () => {
-    if (!stampOk(dir, release.tag, commit)) await build(release, commit, dir, tools);
-    return path.join(dir, "llama-server");
-  });
+  return withDirLock(
+    `${dir}.lock`,
+    async () => {
+      if (!stampOk(dir, release.tag, commit)) await build(release, commit, dir, tools);
+      return path.join(dir, "llama-server");
+    },
+    { what: "another process building llama-server" },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
+import { withDirLock } from "./dir-lock.js";
 import { CACHE_DIR, REPO_ROOT } from "./model-fixture.js";
 
 const exec = promisify(execFile);
@@ -56,42 +57,6 @@ function withoutTestRunnerVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !/^VITEST/.test(k) && k !== "TEST" && k !== "NODE_ENV"));
 }
 
-async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 15 * 60_000;
-  fs.mkdirSync(path.dirname(lockDir), { recursive: true });
-  for (;;) {
-    try {
-      fs.mkdirSync(lockDir);
-      fs.writeFileSync(path.join(lockDir, "pid"), String(process.pid));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      // A holder that died leaves the lock behind: take it over.
-      const holder = Number(fs.readFileSync(path.join(lockDir, "pid"), { encoding: "utf8", flag: "a+" }) || 0);
-      if (holder && !alive(holder)) {
-        fs.rmSync(lockDir, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockDir} (held by pid ${holder})`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmSync(lockDir, { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function npmInstall(dir: string, spec: string, env: NodeJS.ProcessEnv): Promise<void> {
   try {
     await exec("npm", ["install", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error", spec], {
@@ -111,7 +76,7 @@ export async function ensureOpenClaw(): Promise<OpenClawInstall> {
   const dir = installDir();
   const ready = path.join(dir, ".ready");
   if (fs.existsSync(ready)) return describe(dir);
-  return withLock(`${dir}.lock`, async () => {
+  return withDirLock(`${dir}.lock`, async () => {
     if (fs.existsSync(ready)) return describe(dir);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
@@ -127,7 +92,7 @@ export async function ensureOpenClaw(): Promise<OpenClawInstall> {
     if (!stdout.includes(OPENCLAW_VERSION)) throw new Error(`installed OpenClaw reports "${stdout.trim()}", expected ${OPENCLAW_VERSION}`);
     fs.writeFileSync(ready, `${new Date().toISOString()}\n`);
     return oc;
-  });
+  }, { timeoutMs: 15 * 60_000, what: "another process installing OpenClaw" });
 }
 
 // ---------------------------------------------------------------------------------------------
